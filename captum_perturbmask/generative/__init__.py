@@ -1,0 +1,1 @@
+"""Generative companions: the distribution of acceptable variations (Problem 2)."""

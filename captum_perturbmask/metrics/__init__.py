@@ -1,0 +1,1 @@
+"""Evaluation metrics for saliency maps (insertion/deletion, localisation, consistency)."""
