@@ -1,0 +1,310 @@
+"""Localisation metrics: saliency boxes, box IoU and the pointing game.
+
+Boxes are ``(x1, y1, x2, y2)`` in the **pixel-edge convention**: ``x2`` and ``y2`` are
+exclusive, so the single pixel at row ``r``, column ``c`` is the box ``(c, r, c + 1, r + 1)``
+and the area of an integer box is its pixel count. A pixel belongs to a box when its centre
+``(c + 0.5, r + 0.5)`` lies in ``[x1, x2) x [y1, y2)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torchvision.ops import masks_to_boxes
+
+from captum_perturbmask.metrics._validation import (
+    aggregate_saliency,
+    check_fraction,
+    check_tensor,
+    descending_order,
+)
+
+__all__ = ["box_iou", "box_to_mask", "pointing_game", "saliency_box", "saliency_mask"]
+
+_MODES = ("value", "quantile", "energy")
+
+
+def _check_size(size: object) -> tuple[int, int]:
+    if (
+        not isinstance(size, (tuple, list, torch.Size))
+        or len(size) != 2
+        or any(isinstance(s, bool) or not isinstance(s, int) for s in size)
+    ):
+        raise TypeError(f"`size` must be a pair of ints (H, W), got {size!r}.")
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"`size` must be positive (H, W), got {tuple(size)}.")
+    return int(size[0]), int(size[1])
+
+
+def _check_boxes(boxes: object, name: str, size: tuple[int, int] | None = None) -> Tensor:
+    """Validate boxes :math:`(B, 4)`; return them as floating point."""
+    boxes = check_tensor(boxes, name)
+    if boxes.dtype == torch.bool or boxes.is_complex():
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {boxes.dtype}.")
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"`{name}` must have shape (B, 4), got {tuple(boxes.shape)}.")
+    if not boxes.is_floating_point():
+        boxes = boxes.to(torch.get_default_dtype())
+    if not bool(torch.isfinite(boxes).all()):
+        raise ValueError(f"`{name}` must be finite, but it contains NaN or infinite values.")
+    x1, y1, x2, y2 = boxes.unbind(dim=1)
+    empty = (x2 <= x1) | (y2 <= y1)
+    if bool(empty.any()):
+        rows = torch.nonzero(empty).flatten().tolist()
+        raise ValueError(
+            f"`{name}` must satisfy x1 < x2 and y1 < y2 (non-empty boxes), rows {rows} do not: "
+            f"{boxes[empty].tolist()}."
+        )
+    if size is not None:
+        height, width = size
+        outside = (x1 < 0) | (y1 < 0) | (x2 > width) | (y2 > height)
+        if bool(outside.any()):
+            rows = torch.nonzero(outside).flatten().tolist()
+            raise ValueError(
+                f"`{name}` must lie inside the image, 0 <= x1 < x2 <= {width} and "
+                f"0 <= y1 < y2 <= {height}, rows {rows} do not: {boxes[outside].tolist()}."
+            )
+    return boxes
+
+
+def saliency_mask(attributions: Tensor, threshold: float = 0.5, mode: str = "quantile") -> Tensor:
+    """Binary mask of the salient pixels of each map.
+
+    Channels are summed first. With ``s`` the map of one image and ``N = H * W``:
+
+    * ``"value"``: pixels with ``(s - min) / (max - min) >= threshold``, ``threshold`` in
+      :math:`[0, 1]` (a constant map selects every pixel).
+    * ``"quantile"``: pixels at least as salient as the ``k``-th most salient one,
+      ``k = max(1, ceil((1 - threshold) * N))``: the top ``1 - threshold`` fraction of the
+      pixels (more when values tie at the cut), ``threshold`` in :math:`[0, 1]`.
+    * ``"energy"``: the smallest set of most salient pixels whose positive saliency
+      ``clamp(s, min=0)`` sums to at least ``threshold`` of the map's total, plus pixels tied
+      with the last one, ``threshold`` in :math:`(0, 1]`. Each map needs positive saliency.
+
+    The mask always holds the most salient pixel, so it is never empty.
+
+    Args:
+        attributions: Saliency :math:`(B, C, H, W)`, :math:`(B, 1, H, W)` or :math:`(B, H, W)`.
+        threshold: Cut-off, meaning set by ``mode``.
+        mode: ``"value"``, ``"quantile"`` or ``"energy"``.
+
+    Returns:
+        Boolean mask of shape :math:`(B, H, W)`.
+
+    Raises:
+        TypeError: If ``attributions`` is not a floating-point tensor.
+        ValueError: If ``attributions`` has a wrong shape or holds NaN/inf, ``threshold`` is
+            outside its interval, ``mode`` is unknown, or an ``"energy"`` map has no positive
+            saliency.
+
+    Example:
+        >>> import torch
+        >>> attr = torch.tensor([[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]])
+        >>> saliency_mask(attr, threshold=0.5, mode="quantile")
+        tensor([[[False, False, False],
+                 [ True,  True,  True]]])
+        >>> saliency_mask(attr, threshold=0.5, mode="energy")
+        tensor([[[False, False, False],
+                 [False,  True,  True]]])
+    """
+    saliency = aggregate_saliency(attributions, None, "attributions")
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
+    flat = saliency.flatten(1)
+    n = flat.shape[1]
+    if mode == "value":
+        threshold = check_fraction(threshold, "threshold")
+        low = flat.min(dim=1, keepdim=True).values
+        span = flat.max(dim=1, keepdim=True).values - low
+        normalised = torch.where(span > 0, (flat - low) / span.clamp_min(1e-30), 1.0)
+        keep = normalised >= threshold
+        # guard against rounding at threshold == 1: the maximum is always kept
+        keep |= flat == flat.max(dim=1, keepdim=True).values
+    elif mode == "quantile":
+        threshold = check_fraction(threshold, "threshold")
+        k = max(1, math.ceil((1.0 - threshold) * n))
+        kth = torch.topk(flat, k, dim=1).values[:, -1:]
+        keep = flat >= kth
+    else:
+        threshold = check_fraction(threshold, "threshold", low_open=True)
+        positive = flat.clamp(min=0)
+        values = torch.sort(positive, dim=1, descending=True).values
+        total = values.sum(dim=1, keepdim=True)
+        if not bool((total > 0).all()):
+            rows = torch.nonzero(total.flatten() <= 0).flatten().tolist()
+            raise ValueError(
+                "`attributions` must have positive saliency in every map for mode='energy', "
+                f"maps {rows} have none."
+            )
+        cumulative = values.cumsum(dim=1)
+        # number of pixels needed: first index where the cumulative share reaches threshold
+        needed = (cumulative < threshold * total * (1 - 1e-6)).sum(dim=1, keepdim=True) + 1
+        kth = values.gather(1, needed.clamp(max=n) - 1)
+        keep = (positive >= kth) & (positive > 0)
+    return keep.reshape(saliency.shape)
+
+
+def saliency_box(attributions: Tensor, threshold: float = 0.5, mode: str = "quantile") -> Tensor:
+    """Bounding box of the salient pixels of each map (see :func:`saliency_mask`).
+
+    Boxes are ``(x1, y1, x2, y2)`` with exclusive ``x2, y2`` (pixel-edge convention: a single
+    pixel ``(r, c)`` gives ``(c, r, c + 1, r + 1)``), computed with
+    ``torchvision.ops.masks_to_boxes`` plus one on ``x2, y2``.
+
+    Args:
+        attributions: Saliency :math:`(B, C, H, W)`, :math:`(B, 1, H, W)` or :math:`(B, H, W)`.
+        threshold: Cut-off, meaning set by ``mode``.
+        mode: ``"value"``, ``"quantile"`` or ``"energy"``.
+
+    Returns:
+        Boxes of shape :math:`(B, 4)`, float32.
+
+    Raises:
+        TypeError: If ``attributions`` is not a floating-point tensor.
+        ValueError: As :func:`saliency_mask`.
+
+    Example:
+        >>> import torch
+        >>> attr = torch.zeros(1, 4, 5)
+        >>> attr[0, 1, 2] = 1.0
+        >>> saliency_box(attr, threshold=0.5, mode="value")
+        tensor([[2., 1., 3., 2.]])
+    """
+    mask = saliency_mask(attributions, threshold=threshold, mode=mode)
+    boxes = masks_to_boxes(mask)
+    return boxes + boxes.new_tensor([0.0, 0.0, 1.0, 1.0])
+
+
+def box_to_mask(boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """Rasterise boxes: pixels whose centre lies in ``[x1, x2) x [y1, y2)``.
+
+    Args:
+        boxes: Boxes :math:`(B, 4)` ``(x1, y1, x2, y2)``, pixel-edge convention, inside the
+            image.
+        size: Image size ``(H, W)``.
+
+    Returns:
+        Boolean mask of shape :math:`(B, H, W)`.
+
+    Raises:
+        TypeError: If ``boxes`` is not a real tensor or ``size`` not a pair of ints.
+        ValueError: If a box is empty (``x1 >= x2`` or ``y1 >= y2``), not finite, or outside
+            the image.
+
+    Example:
+        >>> import torch
+        >>> box_to_mask(torch.tensor([[1, 0, 3, 2]]), (3, 4))
+        tensor([[[False,  True,  True, False],
+                 [False,  True,  True, False],
+                 [False, False, False, False]]])
+    """
+    height, width = _check_size(size)
+    boxes = _check_boxes(boxes, "boxes", (height, width))
+    x1, y1, x2, y2 = (v.reshape(-1, 1, 1) for v in boxes.unbind(dim=1))
+    rows = torch.arange(height, device=boxes.device, dtype=boxes.dtype).reshape(1, -1, 1) + 0.5
+    cols = torch.arange(width, device=boxes.device, dtype=boxes.dtype).reshape(1, 1, -1) + 0.5
+    return (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+    """Intersection over union of matching rows of two box sets.
+
+    Equal to the diagonal of ``torchvision.ops.box_iou(boxes1, boxes2)``; areas are
+    ``(x2 - x1) * (y2 - y1)`` (pixel counts for integer boxes in the pixel-edge convention).
+
+    Args:
+        boxes1: Boxes :math:`(B, 4)` ``(x1, y1, x2, y2)``.
+        boxes2: Boxes :math:`(B, 4)`.
+        size: Optional image size ``(H, W)``; when given, boxes must lie inside the image.
+
+    Returns:
+        IoU of shape :math:`(B,)`, in :math:`[0, 1]`.
+
+    Raises:
+        TypeError: If a box tensor is not a real tensor.
+        ValueError: If shapes differ, a box is empty, not finite, or outside the image.
+
+    Example:
+        >>> import torch
+        >>> box_iou(torch.tensor([[0, 0, 2, 2]]), torch.tensor([[1, 0, 3, 2]]))
+        tensor([0.3333])
+    """
+    image_size = None if size is None else _check_size(size)
+    boxes1 = _check_boxes(boxes1, "boxes1", image_size)
+    boxes2 = _check_boxes(boxes2, "boxes2", image_size)
+    if boxes1.shape != boxes2.shape:
+        raise ValueError(
+            f"`boxes1` and `boxes2` must have the same shape (B, 4), got "
+            f"{tuple(boxes1.shape)} and {tuple(boxes2.shape)}."
+        )
+    dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
+    boxes1, boxes2 = boxes1.to(dtype), boxes2.to(dtype=dtype, device=boxes1.device)
+    top_left = torch.maximum(boxes1[:, :2], boxes2[:, :2])
+    bottom_right = torch.minimum(boxes1[:, 2:], boxes2[:, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=1)
+    area1 = (boxes1[:, 2:] - boxes1[:, :2]).prod(dim=1)
+    area2 = (boxes2[:, 2:] - boxes2[:, :2]).prod(dim=1)
+    return inter / (area1 + area2 - inter)
+
+
+def pointing_game(
+    attributions: Tensor,
+    boxes: Tensor,
+    tolerance: float = 0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Pointing game (Zhang et al., 2016): is the most salient pixel on the object?
+
+    A hit is scored when the pixel of maximum saliency (channels summed) is within
+    ``tolerance`` pixels (Euclidean distance between pixel centres) of a pixel of the box.
+    ``tolerance=0`` (the default, as in Quantus) requires the maximum inside the box;
+    TorchRay uses 15. Ties for the maximum are broken by the same fixed pseudo-random
+    permutation as :func:`insertion_auc`, so a constant map does not always point at the
+    top-left corner.
+
+    Args:
+        attributions: Saliency :math:`(B, C, H, W)`, :math:`(B, 1, H, W)` or :math:`(B, H, W)`.
+        boxes: Object boxes :math:`(B, 4)` ``(x1, y1, x2, y2)``, pixel-edge convention,
+            inside the image.
+        tolerance: Non-negative distance in pixels.
+        generator: Random generator for the tie-break permutation; a fixed seed by default.
+
+    Returns:
+        Boolean hits of shape :math:`(B,)`; ``.float().mean()`` is the pointing accuracy.
+
+    Raises:
+        TypeError: If ``attributions`` or ``boxes`` have the wrong type or dtype.
+        ValueError: If shapes do not match, a box is empty or outside the image, the
+            saliency holds NaN/inf, or ``tolerance`` is negative.
+
+    Example:
+        >>> import torch
+        >>> attr = torch.zeros(2, 4, 4)
+        >>> attr[0, 1, 1] = 1.0  # inside the box
+        >>> attr[1, 3, 3] = 1.0  # outside, two pixels away
+        >>> boxes = torch.tensor([[0, 0, 2, 2], [0, 0, 2, 2]])
+        >>> pointing_game(attr, boxes)
+        tensor([ True, False])
+        >>> pointing_game(attr, boxes, tolerance=3)
+        tensor([True, True])
+    """
+    saliency = aggregate_saliency(attributions, None, "attributions")
+    batch, height, width = saliency.shape
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
+        raise TypeError(f"`tolerance` must be a float, got {type(tolerance).__name__}.")
+    if not tolerance >= 0 or not math.isfinite(tolerance):
+        raise ValueError(f"`tolerance` must be a non-negative finite number, got {tolerance}.")
+    mask = box_to_mask(boxes, (height, width)).to(saliency.device)
+    if mask.shape[0] != batch:
+        raise ValueError(
+            f"`boxes` must have one box per map, ({batch}, 4), got {tuple(boxes.shape)}."
+        )
+    top = descending_order(saliency.flatten(1), generator)[:, :1]
+    row = torch.div(top, width, rounding_mode="floor").reshape(-1, 1, 1)
+    col = (top % width).reshape(-1, 1, 1)
+    rows = torch.arange(height, device=saliency.device).reshape(1, -1, 1)
+    cols = torch.arange(width, device=saliency.device).reshape(1, 1, -1)
+    near = (rows - row) ** 2 + (cols - col) ** 2 <= tolerance**2
+    return (near & mask).flatten(1).any(dim=1)
