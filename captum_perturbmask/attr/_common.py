@@ -1,0 +1,250 @@
+"""Shared plumbing of the perturbation methods: validation, targets, baselines, batched forwards.
+
+Everything here is private. Inputs arrive as Captum does it (tensor or tuple of tensors,
+Captum's target and ``additional_forward_args`` forms) and leave as per-row tensors that the
+mask loops of :class:`~captum_perturbmask.PerturbMask` and :class:`~captum_perturbmask.RISE`
+feed to the model in chunks of at most ``perturbations_per_eval`` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.transforms.functional import gaussian_blur
+
+from captum_perturbmask._captum_compat import (
+    _format_additional_forward_args,
+    _format_baseline,
+    _select_targets,
+    _validate_target,
+)
+
+CONFIDENCES = ("softmax", "sigmoid", "identity")
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Validate an integer knob (``bool`` is rejected although it is an ``int``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return value
+
+
+def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
+    """Validate a float knob in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a float, got {type(value).__name__}")
+    if not (low <= float(value) <= high):
+        raise ValueError(f"`{name}` must be in [{low}, {high}], got {value}")
+    return float(value)
+
+
+def check_inputs(inputs: tuple[Tensor, ...]) -> None:
+    """Validate a formatted tuple of input tensors (shape, dtype, batch, finiteness)."""
+    if len(inputs) == 0:
+        raise ValueError("`inputs` must contain at least one tensor, got an empty tuple")
+    batch = None
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"`inputs[{i}]` must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 2:
+            raise ValueError(
+                f"`inputs[{i}]` must have a batch dimension and at least one feature "
+                f"dimension, e.g. (B, C, H, W) or (B, C, T); got shape {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"`inputs[{i}]` must be a floating-point tensor, got {x.dtype}")
+        if x.shape[0] == 0:
+            raise ValueError(f"`inputs[{i}]` is an empty batch (shape {tuple(x.shape)})")
+        if batch is None:
+            batch = x.shape[0]
+        elif x.shape[0] != batch:
+            raise ValueError(
+                f"all `inputs` must share the batch size; inputs[0] has {batch}, "
+                f"inputs[{i}] has {x.shape[0]}"
+            )
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"`inputs[{i}]` contains NaN or infinite values")
+    if len({x.device for x in inputs}) > 1:
+        raise ValueError("all `inputs` must be on the same device")
+
+
+def format_baselines(
+    baselines: Any, inputs: tuple[Tensor, ...], blur_kernel_size: int = 11, blur_sigma: float = 5.0
+) -> tuple[Tensor, ...]:
+    """Turn Captum-style ``baselines`` into tensors broadcastable to each input.
+
+    Accepts ``None`` (zeros), a scalar, a tensor of the input's shape or with batch size 1, the
+    string ``"blur"`` (a Gaussian blur of the input, the insertion metric's substrate), or a
+    tuple of those, one per input tensor.
+    """
+    if isinstance(baselines, str) or (
+        isinstance(baselines, tuple) and any(isinstance(b, str) for b in baselines)
+    ):
+        names = baselines if isinstance(baselines, tuple) else (baselines,) * len(inputs)
+        if len(names) != len(inputs):
+            raise ValueError(
+                f"`baselines` must have one entry per input tensor ({len(inputs)}), "
+                f"got {len(names)}"
+            )
+        out = []
+        for i, (b, x) in enumerate(zip(names, inputs, strict=True)):
+            if isinstance(b, str):
+                if b != "blur":
+                    raise ValueError(f"`baselines[{i}]` string must be 'blur', got {b!r}")
+                out.append(blur(x, blur_kernel_size, blur_sigma))
+            else:
+                out.extend(format_baselines((b,), (x,)))
+        return tuple(out)
+    formatted = _format_baseline(baselines, inputs)
+    if len(formatted) != len(inputs):
+        raise ValueError(
+            f"`baselines` must have one entry per input tensor ({len(inputs)}), "
+            f"got {len(formatted)}"
+        )
+    out = []
+    for i, (b, x) in enumerate(zip(formatted, inputs, strict=True)):
+        if isinstance(b, (int, float)):
+            out.append(torch.full((1,) + x.shape[1:], float(b), dtype=x.dtype, device=x.device))
+            continue
+        if not isinstance(b, Tensor):
+            raise TypeError(f"`baselines[{i}]` must be a tensor, a number or 'blur'")
+        b = b.to(device=x.device, dtype=x.dtype)
+        if b.dim() == x.dim() - 1:
+            b = b.unsqueeze(0)
+        if b.dim() != x.dim() or b.shape[0] not in (1, x.shape[0]):
+            raise ValueError(
+                f"`baselines[{i}]` must have the input's shape {tuple(x.shape)} or batch size 1, "
+                f"got {tuple(b.shape)}"
+            )
+        try:
+            torch.broadcast_shapes(b.shape[1:], x.shape[1:])
+        except RuntimeError as err:
+            raise ValueError(
+                f"`baselines[{i}]` of shape {tuple(b.shape)} does not broadcast to the input "
+                f"shape {tuple(x.shape)}"
+            ) from err
+        if not bool(torch.isfinite(b).all()):
+            raise ValueError(f"`baselines[{i}]` contains NaN or infinite values")
+        out.append(b)
+    return tuple(out)
+
+
+def blur(x: Tensor, kernel_size: int = 11, sigma: float = 5.0) -> Tensor:
+    """Gaussian blur over the trailing spatial dims of ``(B, C, H, W)`` or ``(B, C, T)``."""
+    if x.dim() == 4:
+        return gaussian_blur(x, [kernel_size, kernel_size], [sigma, sigma])
+    if x.dim() == 3:
+        return gaussian_blur(x.unsqueeze(-2), [kernel_size, 1], [sigma, sigma]).squeeze(-2)
+    raise ValueError(f"'blur' baselines need (B, C, H, W) or (B, C, T) inputs, got {x.dim()}-D")
+
+
+class RowForward:
+    """Runs ``forward_func`` on rows that each belong to one example of the batch.
+
+    A row ``r`` is a perturbed copy of example ``image_index[r]``; the target and the
+    ``additional_forward_args`` of that example are gathered for it, so a chunk of rows can mix
+    examples. Returns the confidence of each row in its target, in ``[0, 1]`` unless
+    ``confidence="identity"``.
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Tensor],
+        inputs: tuple[Tensor, ...],
+        target: Any,
+        additional_forward_args: Any,
+        confidence: str,
+    ) -> None:
+        if confidence not in CONFIDENCES:
+            raise ValueError(f"`confidence` must be one of {CONFIDENCES}, got {confidence!r}")
+        self.forward_func = forward_func
+        self.confidence = confidence
+        self.batch = inputs[0].shape[0]
+        self.args = _format_additional_forward_args(additional_forward_args)
+        _validate_target(self.batch, target)
+        self.target = target
+
+    def _rows_args(self, index: Tensor) -> tuple[Any, ...]:
+        if self.args is None:
+            return ()
+        out = []
+        for a in self.args:
+            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == self.batch:
+                out.append(a.index_select(0, index.to(a.device)))
+            else:
+                out.append(a)
+        return tuple(out)
+
+    def _rows_target(self, index: Tensor, index_list: Sequence[int]) -> Any:
+        t = self.target
+        if isinstance(t, Tensor) and t.numel() > 1:
+            return t.to(index.device).index_select(0, index)
+        if isinstance(t, list):
+            return [t[i] for i in index_list]
+        return t
+
+    def raw(self, rows: tuple[Tensor, ...], index: Tensor) -> Tensor:
+        """Model output (N, classes) of ``rows``, validated."""
+        out = self.forward_func(*rows, *self._rows_args(index))
+        if not isinstance(out, Tensor):
+            raise TypeError(f"`forward_func` must return a tensor, got {type(out).__name__}")
+        if out.dim() != 2 or out.shape[0] != rows[0].shape[0]:
+            raise ValueError(
+                "`forward_func` must return a (batch, classes) tensor; for "
+                f"{rows[0].shape[0]} rows it returned shape {tuple(out.shape)}"
+            )
+        return out
+
+    def to_confidence(self, out: Tensor) -> Tensor:
+        if self.confidence == "softmax":
+            return F.softmax(out.float() if out.dtype in (torch.float16, torch.bfloat16) else out, 1)
+        if self.confidence == "sigmoid":
+            return torch.sigmoid(out)
+        return out
+
+    def __call__(self, rows: tuple[Tensor, ...], index: Tensor, index_list: Sequence[int]) -> Tensor:
+        conf = self.to_confidence(self.raw(rows, index))
+        return _select_targets(conf, self._rows_target(index, index_list))
+
+
+def resolve_target(runner: RowForward, inputs: tuple[Tensor, ...]) -> Tensor:
+    """Validate the target on the clean inputs; return the clean confidence ``(B,)``.
+
+    ``target=None`` selects the model's predicted class on the clean input (documented
+    convention of this package; a single-column output uses column 0). The selection goes
+    through Captum's ``_select_targets`` so invalid targets raise what Captum raises.
+    """
+    index = torch.arange(runner.batch, device=inputs[0].device)
+    out = runner.raw(inputs, index)
+    if runner.target is None:
+        runner.target = out.argmax(1)
+    conf = runner.to_confidence(out)
+    p0 = _select_targets(conf, runner._rows_target(index, list(range(runner.batch))))
+    if p0.dim() != 1:
+        raise ValueError(
+            f"`target` must select one value per example; selection has shape {tuple(p0.shape)}"
+        )
+    return p0
+
+
+def chunks(total: int, size: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(total)`` in pieces of at most ``size``."""
+    return [(s, min(s + size, total)) for s in range(0, total, size)]
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A private generator on ``device``: seeded when ``seed`` is given, never the global RNG."""
+    gen = torch.Generator(device=device)
+    if seed is None:
+        gen.seed()
+    else:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"`seed` must be an int or None, got {type(seed).__name__}")
+        gen.manual_seed(seed)
+    return gen
