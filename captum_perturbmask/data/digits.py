@@ -27,6 +27,7 @@ __all__ = [
     "DigitsClutter",
     "digit_split_indices",
     "make_digits_clutter",
+    "paste_patches",
 ]
 
 CANVAS_SIZE: int = 64
@@ -113,6 +114,8 @@ class DigitsClutter:
             canvas, integer-valued float ``xyxy``, shape :math:`(N, 4)`.
         digit_index: Index of each source digit in :func:`sklearn.datasets.load_digits`,
             shape :math:`(N,)`, int64.
+        masks: The digit's ink pixels (the evidence), shape :math:`(N, 64, 64)`, bool;
+            :attr:`boxes` is their tight box.
     """
 
     images: torch.Tensor
@@ -120,6 +123,7 @@ class DigitsClutter:
     boxes: torch.Tensor
     patch_boxes: torch.Tensor
     digit_index: torch.Tensor
+    masks: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -138,14 +142,61 @@ class DigitsClutter:
             >>> make_digits_clutter("test", n=2).patches().shape
             torch.Size([2, 3, 32, 32])
         """
-        x1 = self.patch_boxes[:, 0].long()
-        y1 = self.patch_boxes[:, 1].long()
-        ar = torch.arange(PATCH_SIZE)
-        rows = (y1[:, None] + ar)[:, None, :, None]  # (N, 1, P, 1)
-        cols = (x1[:, None] + ar)[:, None, None, :]  # (N, 1, 1, P)
-        n = torch.arange(len(self))[:, None, None, None]
-        c = torch.arange(3)[None, :, None, None]
+        n, c, rows, cols = _patch_index(self.patch_boxes)
         return self.images[n, c, rows, cols]
+
+
+def _patch_index(patch_boxes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    x1 = patch_boxes[:, 0].long()
+    y1 = patch_boxes[:, 1].long()
+    ar = torch.arange(PATCH_SIZE, device=patch_boxes.device)
+    rows = (y1[:, None] + ar)[:, None, :, None]  # (N, 1, P, 1)
+    cols = (x1[:, None] + ar)[:, None, None, :]  # (N, 1, 1, P)
+    n = torch.arange(patch_boxes.shape[0], device=patch_boxes.device)[:, None, None, None]
+    c = torch.arange(3, device=patch_boxes.device)[None, :, None, None]
+    return n, c, rows, cols
+
+
+def paste_patches(
+    images: torch.Tensor, patches: torch.Tensor, patch_boxes: torch.Tensor
+) -> torch.Tensor:
+    """Paste :math:`32 \\times 32` patches into canvases at their patch boxes (out of place).
+
+    The inverse of :meth:`DigitsClutter.patches`; used to put generated patches back into
+    their context. Differentiable with respect to ``images`` and ``patches``.
+
+    Args:
+        images: Canvases of shape :math:`(N, 3, H, W)`.
+        patches: Patches of shape :math:`(N, 3, 32, 32)`.
+        patch_boxes: Integer-valued ``xyxy`` boxes of side 32 inside the canvas, :math:`(N, 4)`.
+
+    Returns:
+        New canvases of shape :math:`(N, 3, H, W)`.
+
+    Raises:
+        ValueError: If the shapes do not match.
+
+    Example:
+        >>> ds = make_digits_clutter("test", n=3)
+        >>> out = paste_patches(ds.images, ds.patches(), ds.patch_boxes)
+        >>> torch.equal(out, ds.images)
+        True
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (N, 3, H, W), got {tuple(images.shape)}")
+    n_img = images.shape[0]
+    if tuple(patches.shape) != (n_img, 3, PATCH_SIZE, PATCH_SIZE):
+        raise ValueError(
+            f"patches must have shape ({n_img}, 3, {PATCH_SIZE}, {PATCH_SIZE}), "
+            f"got {tuple(patches.shape)}"
+        )
+    if tuple(patch_boxes.shape) != (n_img, 4):
+        raise ValueError(
+            f"patch_boxes must have shape ({n_img}, 4), got {tuple(patch_boxes.shape)}"
+        )
+    out = images.clone()
+    out[_patch_index(patch_boxes)] = patches.to(out.dtype)
+    return out
 
 
 def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -287,4 +338,5 @@ def make_digits_clutter(split: str = "test", n: int | None = None, seed: int = 0
         boxes=torch.from_numpy(boxes),
         patch_boxes=torch.from_numpy(patch_boxes),
         digit_index=torch.from_numpy(digit_index.copy()),
+        masks=torch.from_numpy(digit_alpha > 0),
     )

@@ -1,0 +1,291 @@
+"""Small default models for the digits-in-clutter bed: a CNN classifier and a DCGAN.
+
+The weights ship inside the package (``captum_perturbmask/data/weights/*.pt``, state dicts
+only) and are loaded offline with ``torch.load(..., weights_only=True)``. They are produced by
+``python -m captum_perturbmask.data.train`` (see :mod:`captum_perturbmask.data.train`).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+__all__ = [
+    "DigitsCNN",
+    "Discriminator",
+    "Generator",
+    "load_default_classifier",
+    "load_default_gan",
+    "load_weights",
+]
+
+_WEIGHTS_PACKAGE = "captum_perturbmask.data"
+
+
+class DigitsCNN(nn.Module):
+    """A 4-conv-layer classifier of :math:`64 \\times 64` digits-in-clutter images.
+
+    Four ``3x3`` conv/BatchNorm/ReLU blocks (16, 32, 64, 128 channels; max-pooling after the
+    first three, so the last feature map is :math:`8 \\times 8`), global average pooling and a
+    linear layer.
+
+    Args:
+        num_classes: Number of output classes.
+
+    Attributes:
+        gradcam_layer: The last :class:`torch.nn.Conv2d`, the usual Grad-CAM target layer.
+
+    Shape:
+        - Input: :math:`(B, 3, 64, 64)` in :math:`[0, 1]`.
+        - Output: logits :math:`(B, \\text{num\\_classes})`.
+
+    Example:
+        >>> model = DigitsCNN().eval()
+        >>> model(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        widths = (3, 16, 32, 64, 128)
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += [
+                nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(widths[i + 1]),
+                nn.ReLU(),
+            ]
+            if i < 3:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[-1], num_classes)
+        self.gradcam_layer: nn.Conv2d = [m for m in self.features if isinstance(m, nn.Conv2d)][-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Classify a batch of images.
+
+        Args:
+            x: Images of shape :math:`(B, 3, H, W)` (trained at :math:`H = W = 64`).
+
+        Returns:
+            Logits of shape :math:`(B, \\text{num\\_classes})`.
+        """
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"x must have shape (B, 3, H, W), got {tuple(x.shape)}")
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+class Generator(nn.Module):
+    """DCGAN generator of :math:`32 \\times 32` RGB digit patches.
+
+    Four transposed convolutions (:math:`1 \\to 4 \\to 8 \\to 16 \\to 32`) with BatchNorm/ReLU
+    and a final sigmoid. The prior is a standard normal :math:`z`; the model is
+    class-unconditional.
+
+    Args:
+        latent_dim: Dimension of the latent code :math:`z`.
+        width: Channels of the last hidden layer (the others are 2x, 4x).
+
+    Attributes:
+        latent_dim: Dimension of the latent code.
+
+    Shape:
+        - Input: :math:`(B, \\text{latent\\_dim})` or :math:`(B, \\text{latent\\_dim}, 1, 1)`.
+        - Output: :math:`(B, 3, 32, 32)` in :math:`[0, 1]`.
+
+    Example:
+        >>> g = Generator(latent_dim=64).eval()
+        >>> g(torch.randn(2, 64)).shape
+        torch.Size([2, 3, 32, 32])
+    """
+
+    def __init__(self, latent_dim: int = 64, width: int = 32) -> None:
+        super().__init__()
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        self.latent_dim = latent_dim
+        w = width
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim, 4 * w, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(4 * w),
+            nn.ReLU(),
+            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * w),
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(),
+            nn.ConvTranspose2d(w, 3, 4, 2, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Map latent codes to patches.
+
+        Args:
+            z: Latent codes, shape :math:`(B, D)` or :math:`(B, D, 1, 1)` with
+                :math:`D` = :attr:`latent_dim`.
+
+        Returns:
+            Patches of shape :math:`(B, 3, 32, 32)` in :math:`[0, 1]`.
+
+        Raises:
+            ValueError: If ``z`` has the wrong shape.
+        """
+        if z.dim() == 2 and z.shape[1] == self.latent_dim:
+            z = z[:, :, None, None]
+        elif not (z.dim() == 4 and z.shape[1] == self.latent_dim and z.shape[2:] == (1, 1)):
+            raise ValueError(
+                f"z must have shape (B, {self.latent_dim}) or (B, {self.latent_dim}, 1, 1), "
+                f"got {tuple(z.shape)}"
+            )
+        return self.net(z)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` patches from the prior :math:`z \\sim \\mathcal{N}(0, I)`.
+
+        Args:
+            n: Number of samples, a positive int.
+            generator: Optional :class:`torch.Generator` (on the model's device) for ``z``.
+
+        Returns:
+            Patches of shape :math:`(n, 3, 32, 32)` in :math:`[0, 1]`.
+
+        Raises:
+            ValueError: If ``n`` is not a positive int.
+
+        Example:
+            >>> g = Generator().eval()
+            >>> g.sample(3, generator=torch.Generator().manual_seed(0)).shape
+            torch.Size([3, 3, 32, 32])
+        """
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        return self(z)
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator of :math:`32 \\times 32` RGB patches, with spectral normalisation.
+
+    Args:
+        width: Channels of the first layer (then 2x, 4x).
+
+    Shape:
+        - Input: :math:`(B, 3, 32, 32)` in :math:`[0, 1]`.
+        - Output: real-vs-fake logits :math:`(B,)` (positive means "real").
+
+    Example:
+        >>> d = Discriminator().eval()
+        >>> d(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2])
+    """
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        w = width
+        self.net = nn.Sequential(
+            spectral_norm(nn.Conv2d(3, w, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(w, 2 * w, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(2 * w, 4 * w, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv2d(4 * w, 1, 4, 1, 0)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Score patches.
+
+        Args:
+            x: Patches of shape :math:`(B, 3, 32, 32)`.
+
+        Returns:
+            Logits of shape :math:`(B,)`.
+
+        Raises:
+            ValueError: If ``x`` has the wrong shape.
+        """
+        if x.dim() != 4 or tuple(x.shape[1:]) != (3, 32, 32):
+            raise ValueError(f"x must have shape (B, 3, 32, 32), got {tuple(x.shape)}")
+        return self.net(x).flatten()
+
+
+def load_weights(name: str, device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
+    """Load a shipped state dict ``weights/<name>.pt`` with ``weights_only=True``.
+
+    Args:
+        name: ``"classifier"``, ``"generator"`` or ``"discriminator"``.
+        device: Device to map the tensors to (default CPU).
+
+    Returns:
+        The state dict.
+
+    Raises:
+        ValueError: If ``name`` is not a shipped weight file.
+
+    Example:
+        >>> sd = load_weights("classifier")
+        >>> "fc.weight" in sd
+        True
+    """
+    if name not in ("classifier", "generator", "discriminator"):
+        raise ValueError(f"name must be 'classifier', 'generator' or 'discriminator', got {name!r}")
+    res = resources.files(_WEIGHTS_PACKAGE).joinpath("weights", f"{name}.pt")
+    with res.open("rb") as f:
+        return torch.load(f, map_location=device or "cpu", weights_only=True)
+
+
+def load_default_classifier(device: str | torch.device | None = None) -> DigitsCNN:
+    """The shipped :class:`DigitsCNN` for digits-in-clutter, in eval mode.
+
+    Args:
+        device: Device to put the model on (default CPU).
+
+    Returns:
+        The trained classifier (eval mode), input :math:`(B, 3, 64, 64)` in :math:`[0, 1]`.
+
+    Example:
+        >>> from captum_perturbmask.data import make_digits_clutter
+        >>> model = load_default_classifier()
+        >>> ds = make_digits_clutter("test", n=8)
+        >>> model.training, model(ds.images).shape
+        (False, torch.Size([8, 10]))
+    """
+    model = DigitsCNN()
+    model.load_state_dict(load_weights("classifier", device))
+    return model.to(device or "cpu").eval()
+
+
+def load_default_gan(
+    device: str | torch.device | None = None,
+) -> tuple[Generator, Discriminator]:
+    """The shipped DCGAN of :math:`32 \\times 32` digit patches, both nets in eval mode.
+
+    Args:
+        device: Device to put the models on (default CPU).
+
+    Returns:
+        ``(generator, discriminator)``; the generator has ``latent_dim`` 64.
+
+    Example:
+        >>> g, d = load_default_gan()
+        >>> x = g(torch.randn(2, g.latent_dim))
+        >>> x.shape, d(x).shape
+        (torch.Size([2, 3, 32, 32]), torch.Size([2]))
+    """
+    gen, disc = Generator(), Discriminator()
+    gen.load_state_dict(load_weights("generator", device))
+    disc.load_state_dict(load_weights("discriminator", device))
+    return gen.to(device or "cpu").eval(), disc.to(device or "cpu").eval()
