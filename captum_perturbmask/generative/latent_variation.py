@@ -563,8 +563,9 @@ class LatentVariationGenerator:
                         f"{a}:{c}, cols {b}:{d}) and does not fit into the generator's "
                         f"{ph}x{pw} patch; use a tighter saliency threshold or a smaller mask"
                     )
-                top = min(max((a + c - ph) // 2, 0), h_img - ph)
-                left = min(max((b + d - pw) // 2, 0), w_img - pw)
+                # centre rounded half up, as the digits-in-clutter patch boxes
+                top = min(max((a + c - ph + 1) // 2, 0), h_img - ph)
+                left = min(max((b + d - pw + 1) // 2, 0), w_img - pw)
                 origins.append((top, left))
             return torch.tensor(origins, dtype=torch.long), boxes
         if isinstance(patch_origin, Tensor):

@@ -118,12 +118,12 @@ def test_equation_one_inside_b_is_the_generation() -> None:
     mask = box_mask()
     gen = PatchGenerator()
     out = LatentVariationGenerator(gen, discriminator()).generate(x, mask=mask, **FAST)
-    # the 8x8 patch is centred on the box rows 5:10, cols 4:11 -> origin (3, 3)
-    assert out.patch_origin.tolist() == [[3, 3], [3, 3]]
+    # the 8x8 patch is centred on the box rows 5:10, cols 4:11 (rounded half up) -> (4, 4)
+    assert out.patch_origin.tolist() == [[4, 4], [4, 4]]
     with torch.no_grad():
         patches = gen.eval()(out.latents.reshape(-1, D_LATENT, 1, 1)).view(2, 3, 3, 8, 8)
     canvas = x[:, None].repeat(1, 3, 1, 1, 1)
-    canvas[..., 3:11, 3:11] = patches
+    canvas[..., 4:12, 4:12] = patches
     m = mask[:, None, None].expand_as(canvas)
     expected = torch.where(m, canvas, x[:, None].expand_as(canvas))
     assert torch.equal(out.variants, expected)
