@@ -535,3 +535,12 @@ def test_figure(tmp_path: Any) -> None:
     assert path.stat().st_size > 0
     with pytest.raises(ValueError, match="index"):
         out.to_figure(index=5)
+
+
+def test_patch_placement_matches_the_digits_patch_boxes() -> None:
+    from captum_perturbmask.data import make_digits_clutter
+
+    ds = make_digits_clutter("test", n=16)
+    mask = box_to_mask(ds.boxes, (64, 64))
+    origins, _ = LatentVariationGenerator._origins(mask, (32, 32), None)
+    assert torch.equal(origins, ds.patch_boxes[:, [1, 0]].long())
