@@ -203,14 +203,39 @@ class RowForward:
 
     def to_confidence(self, out: Tensor) -> Tensor:
         if self.confidence == "softmax":
-            return F.softmax(out.float() if out.dtype in (torch.float16, torch.bfloat16) else out, 1)
+            return F.softmax(
+                out.float() if out.dtype in (torch.float16, torch.bfloat16) else out, 1
+            )
         if self.confidence == "sigmoid":
             return torch.sigmoid(out)
         return out
 
-    def __call__(self, rows: tuple[Tensor, ...], index: Tensor, index_list: Sequence[int]) -> Tensor:
+    def __call__(
+        self, rows: tuple[Tensor, ...], index: Tensor, index_list: Sequence[int]
+    ) -> Tensor:
         conf = self.to_confidence(self.raw(rows, index))
         return _select_targets(conf, self._rows_target(index, index_list))
+
+    def confidence_and_log_odds(
+        self, rows: tuple[Tensor, ...], index: Tensor, index_list: Sequence[int]
+    ) -> tuple[Tensor, Tensor]:
+        """Confidence ``p`` and its log-odds ``log p - log(1 - p)``, the latter computed from
+        the raw outputs so that it does not saturate where ``p`` rounds to 1."""
+        out = self.raw(rows, index)
+        target = self._rows_target(index, index_list)
+        p = _select_targets(self.to_confidence(out), target)
+        if self.confidence == "softmax":
+            cols = torch.arange(out.shape[1], device=out.device).expand_as(out)
+            col = _select_targets(cols, target).long().reshape(-1, 1)
+            z = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+            others = torch.logsumexp(z.scatter(1, col, float("-inf")), 1)
+            log_odds = z.gather(1, col).squeeze(1) - others
+        elif self.confidence == "sigmoid":
+            log_odds = _select_targets(out, target)
+        else:
+            q = p.clamp(1e-6, 1 - 1e-6)
+            log_odds = torch.log(q) - torch.log1p(-q)
+        return p, log_odds
 
 
 def resolve_target(runner: RowForward, inputs: tuple[Tensor, ...]) -> Tensor:

@@ -231,7 +231,9 @@ class MaskDesign:
                     f = (
                         tuple(2 * v for v in g)
                         if fine_size is None
-                        else (tuple(fine_size[-nd:]) if len(fine_size) >= nd else (fine_size[0],) * nd)
+                        else (
+                            tuple(fine_size[-nd:]) if len(fine_size) >= nd else (fine_size[0],) * nd
+                        )
                     )
                     self.parts.append(GridPart(i, x.shape[1:], g, f, device, dtype))
                 else:

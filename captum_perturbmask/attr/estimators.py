@@ -33,8 +33,9 @@ class Estimator:
         """Start a new attribution call for ``batch`` examples and ``n_features`` cells."""
         raise NotImplementedError
 
-    def update(self, features: Tensor, confidence: Tensor) -> None:
-        """Add one iteration: ``features`` :math:`(B, R, F)`, ``confidence`` :math:`(B, R)`."""
+    def update(self, features: Tensor, confidence: Tensor, log_odds: Tensor | None = None) -> None:
+        """Add one iteration: ``features`` :math:`(B, R, F)`, ``confidence`` :math:`(B, R)` and,
+        when known, its non-saturating log-odds :math:`(B, R)`."""
         raise NotImplementedError
 
     def solve(self, laplacian: Tensor) -> Tensor:
@@ -51,7 +52,8 @@ class RegressionEstimator(Estimator):
         \hat s = \arg\min_{b, s} \frac{1}{N}\sum_i (y_i - b - x_i^\top s)^2
                  + \eta\,\bar v\, s^\top L s + \lambda\,\bar v\,\lVert s\rVert^2,
 
-    with :math:`y_i = \operatorname{logit}(\operatorname{clip}(p_i, \epsilon, 1-\epsilon))`,
+    with :math:`y_i = \operatorname{clip}(\operatorname{logit}(p_i), -c, c)`, the log-odds of the
+    target computed from the model's raw outputs (so a saturated softmax keeps its information),
     :math:`\bar v` the mean per-feature variance of :math:`x` (makes :math:`\eta` scale-free),
     in closed form on centred data: :math:`\hat s = (C + \eta \bar v L + \lambda \bar v I)^{-1} c`.
 
@@ -59,7 +61,7 @@ class RegressionEstimator(Estimator):
         eta: weight :math:`\eta` of the total-variation (Laplacian) prior.
         ridge: weight :math:`\lambda` of the ridge term.
         link: ``"logit"`` (default) or ``"identity"`` transform of the confidence.
-        eps: clipping of ``p`` before the logit.
+        max_log_odds: :math:`c`, clipping of the log-odds; ``None`` keeps them unclipped.
 
     Example:
         >>> est = RegressionEstimator(eta=0.0, ridge=1e-6)
@@ -71,15 +73,20 @@ class RegressionEstimator(Estimator):
     """
 
     def __init__(
-        self, eta: float = 3.0, ridge: float = 1e-3, link: str = "logit", eps: float = 1e-4
+        self,
+        eta: float = 3.0,
+        ridge: float = 1e-3,
+        link: str = "logit",
+        max_log_odds: float | None = None,
     ) -> None:
         if eta < 0 or ridge < 0:
             raise ValueError(f"`eta` and `ridge` must be >= 0, got eta={eta}, ridge={ridge}")
         if link not in ("logit", "identity"):
             raise ValueError(f"`link` must be 'logit' or 'identity', got {link!r}")
-        if not 0 < eps < 0.5:
-            raise ValueError(f"`eps` must be in (0, 0.5), got {eps}")
-        self.eta, self.ridge, self.link, self.eps = float(eta), float(ridge), link, float(eps)
+        if max_log_odds is not None and max_log_odds <= 0:
+            raise ValueError(f"`max_log_odds` must be > 0 or None, got {max_log_odds}")
+        self.eta, self.ridge, self.link = float(eta), float(ridge), link
+        self.max_log_odds = max_log_odds
 
     def reset(self, batch: int, n_features: int, device: torch.device, dtype: torch.dtype) -> None:
         z = dict(device=device, dtype=dtype)
@@ -89,14 +96,18 @@ class RegressionEstimator(Estimator):
         self.sxx = torch.zeros(batch, n_features, n_features, **z)
         self.sxy = torch.zeros(batch, n_features, **z)
 
-    def _target(self, p: Tensor) -> Tensor:
+    def _target(self, p: Tensor, log_odds: Tensor | None) -> Tensor:
         if self.link == "identity":
             return p
-        p = p.clamp(self.eps, 1 - self.eps)
-        return torch.log(p) - torch.log1p(-p)
+        if log_odds is None:
+            q = p.clamp(1e-6, 1 - 1e-6)
+            log_odds = torch.log(q) - torch.log1p(-q)
+        if self.max_log_odds is not None:
+            log_odds = log_odds.clamp(-self.max_log_odds, self.max_log_odds)
+        return log_odds
 
-    def update(self, features: Tensor, confidence: Tensor) -> None:
-        y = self._target(confidence.to(self.sy.dtype))
+    def update(self, features: Tensor, confidence: Tensor, log_odds: Tensor | None = None) -> None:
+        y = self._target(confidence.to(self.sy.dtype), log_odds)
         x = features.to(self.sx.dtype)
         self.n += x.shape[1]
         self.sx += x.sum(1)
@@ -133,7 +144,7 @@ class AverageEstimator(Estimator):
         self.spx = torch.zeros(batch, n_features, device=device, dtype=dtype)
         self.sx = torch.zeros(batch, n_features, device=device, dtype=dtype)
 
-    def update(self, features: Tensor, confidence: Tensor) -> None:
+    def update(self, features: Tensor, confidence: Tensor, log_odds: Tensor | None = None) -> None:
         x = features.to(self.sx.dtype)
         self.spx += (x * confidence.to(x.dtype).unsqueeze(-1)).sum(1)
         self.sx += x.sum(1)

@@ -238,7 +238,7 @@ class PerturbMask(PerturbationAttribution):
             eta = 0.05 if variant == "literal" else 3.0
         eta = check_fraction("eta", eta, 0.0, float("inf"))
         est = self._make_estimator(estimator, eta)
-        if isinstance(self.forward_func, torch.nn.Module) and self.forward_func.training:
+        if _stochastic_in_training(self.forward_func):
             warnings.warn(
                 "forward_func is in training mode: BatchNorm/Dropout couple or randomise the "
                 "perturbed rows; call model.eval() first (the mode is left unchanged).",
@@ -259,7 +259,9 @@ class PerturbMask(PerturbationAttribution):
                 if not isinstance(m, Tensor) or m.is_floating_point() or m.is_complex():
                     raise TypeError(f"`feature_mask[{i}]` must be an integer tensor")
         bases = format_baselines(baselines, inputs_t)
-        runner = RowForward(self.forward_func, inputs_t, target, additional_forward_args, confidence)
+        runner = RowForward(
+            self.forward_func, inputs_t, target, additional_forward_args, confidence
+        )
         p0 = resolve_target(runner, inputs_t)
         design = MaskDesign(inputs_t, fmask, grid, fine, dtype)
 
@@ -293,6 +295,7 @@ class PerturbMask(PerturbationAttribution):
             keys = torch.rand(n_chains, k, generator=gen, device=device, dtype=dtype)
             cells = (state if literal else on.to(dtype)).reshape(rows, k)
             conf = torch.empty(rows, device=device, dtype=dtype)
+            lodds = torch.empty(rows, device=device, dtype=dtype)
             feats = torch.empty(rows, design.n_feat, device=device, dtype=dtype)
             for s, e in spans:
                 idx = index[s:e]
@@ -302,7 +305,9 @@ class PerturbMask(PerturbationAttribution):
                 perturbed = tuple(
                     _mix(x, b, m, idx) for x, b, m in zip(inputs_t, bases, masks, strict=True)
                 )
-                conf[s:e] = runner(perturbed, idx, index_list[s:e]).to(dtype)
+                conf[s:e], lodds[s:e] = runner.confidence_and_log_odds(
+                    perturbed, idx, index_list[s:e]
+                )
                 bar.update()
             p = conf.reshape(batch, n_chains)
             new_on = chain_step(on, p, keys, n1, n2)
@@ -313,7 +318,7 @@ class PerturbMask(PerturbationAttribution):
                 new = new + eta * tv.unsqueeze(-1) * state
                 state = new / new.amax(-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
             else:
-                est.update(feats.reshape(batch, n_chains, -1), p)
+                est.update(feats.reshape(batch, n_chains, -1), p, lodds.reshape(batch, n_chains))
             on, p_prev = new_on, p
         bar.close()
 
@@ -345,6 +350,14 @@ class PerturbMask(PerturbationAttribution):
             if not callable(getattr(estimator, name, None)):
                 raise TypeError(f"`estimator` must provide a `{name}` method")
         return estimator
+
+
+def _stochastic_in_training(forward_func: Callable[..., Tensor]) -> bool:
+    """True when a module has BatchNorm or Dropout layers in training mode."""
+    if not isinstance(forward_func, torch.nn.Module):
+        return False
+    kinds = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd)
+    return any(m.training and isinstance(m, kinds) for m in forward_func.modules())
 
 
 def _mix(x: Tensor, base: Tensor, mask: Tensor, index: Tensor) -> Tensor:

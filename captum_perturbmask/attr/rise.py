@@ -125,7 +125,9 @@ class RISE(PerturbationAttribution):
         device, batch = x0.device, x0.shape[0]
         dtype = torch.float32 if x0.dtype in (torch.float16, torch.bfloat16) else x0.dtype
         bases = format_baselines(baselines, inputs_t)
-        runner = RowForward(self.forward_func, inputs_t, target, additional_forward_args, confidence)
+        runner = RowForward(
+            self.forward_func, inputs_t, target, additional_forward_args, confidence
+        )
         resolve_target(runner, inputs_t)
         design = MaskDesign(inputs_t, None, grid, None, dtype)
         assert all(isinstance(p, GridPart) for p in design.parts)

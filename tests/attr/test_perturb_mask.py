@@ -1,0 +1,336 @@
+"""PerturbMask: Captum contract, planted evidence, reproducibility, model hygiene, errors."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import matplotlib
+import pytest
+import torch
+from captum.attr import PerturbationAttribution
+from captum.attr import visualization as viz
+from captum.metrics import infidelity, sensitivity_max
+from torch import nn
+
+from captum_perturbmask import PerturbMask
+from captum_perturbmask.attr.estimators import AverageEstimator, RegressionEstimator
+from captum_perturbmask.attr.perturb_mask import chain_step
+
+from .planted import PlantedImageModel, PlantedSeriesModel
+
+matplotlib.use("Agg")
+FAST = dict(n_iter=6, n_chains=8)
+
+
+def _planted(seed: int = 0, size: int = 32, strength: float = 4.0):
+    g = torch.Generator().manual_seed(seed)
+    t, l = torch.randint(0, size - 13, (2,), generator=g).tolist()
+    model = PlantedImageModel((t, l, 12, 12), seed=seed, strength=strength)
+    return model, model.evidence_image(2, size, g)
+
+
+def _argmax_rc(attr: torch.Tensor) -> list[tuple[int, int]]:
+    m = attr.sum(1)
+    idx = m.flatten(1).argmax(1)
+    return [(int(i) // m.shape[-1], int(i) % m.shape[-1]) for i in idx]
+
+
+class ConvNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        h = torch.relu(self.bn(self.conv(x))).mean((2, 3))
+        return self.fc(h) * scale
+
+
+def test_is_captum_perturbation_attribution() -> None:
+    assert issubclass(PerturbMask, PerturbationAttribution)
+
+
+def test_smoke_shape_dtype_device(device: torch.device, dtype: torch.dtype) -> None:
+    model = ConvNet().to(device=device, dtype=dtype).eval()
+    x = torch.rand(3, 3, 12, 12, device=device, dtype=dtype)
+    attr = PerturbMask(model).attribute(x, target=2, seed=0, **FAST)
+    assert attr.shape == x.shape and attr.dtype == dtype and attr.device == x.device
+    assert torch.isfinite(attr).all()
+    # the same value in every channel of a pixel
+    assert torch.equal(attr[:, 0], attr[:, 1])
+
+
+def test_tuple_inputs_and_additional_forward_args() -> None:
+    class Two(nn.Module):
+        def forward(self, a, b, w):
+            return torch.stack([(a.mean((1, 2, 3)) + b.mean((1, 2))) * w, -a.mean((1, 2, 3))], 1)
+
+    a, b = torch.rand(2, 3, 8, 8), torch.rand(2, 2, 20)
+    out = PerturbMask(Two()).attribute((a, b), target=0, additional_forward_args=(2.0,), seed=0)
+    assert isinstance(out, tuple) and out[0].shape == a.shape and out[1].shape == b.shape
+
+
+def test_time_series_planted_region() -> None:
+    model = PlantedSeriesModel(30, 40)
+    x = torch.rand(3, 2, 64)
+    attr = PerturbMask(model).attribute(x, target=0, seed=0, grid_size=16)
+    assert attr.shape == x.shape
+    peak = attr[:, 0].argmax(1)
+    assert ((peak >= 30) & (peak < 40)).all(), peak
+
+
+def test_tabular_inputs_each_feature_is_a_cell() -> None:
+    w = torch.tensor([3.0, 0.0, -3.0, 0.0])
+    model = nn.Linear(4, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.stack([w, -w]))
+        model.bias.zero_()
+    x = torch.ones(2, 4)
+    attr = PerturbMask(model).attribute(x, target=0, seed=0)
+    assert attr.shape == x.shape
+    assert (attr[:, 0] > attr[:, 1]).all() and (attr[:, 1] > attr[:, 2]).all()
+
+
+@pytest.mark.parametrize("strength", [1.0, 4.0, 80.0])
+@pytest.mark.parametrize("seed", range(6))
+def test_planted_evidence_pointing(seed: int, strength: float) -> None:
+    """Default settings point into the planted box, also when the softmax saturates."""
+    model, x = _planted(100 + seed, strength=strength)
+    t, l, h, w = model.box
+    attr = PerturbMask(model).attribute(x, target=0, seed=seed)
+    for r, c in _argmax_rc(attr):
+        assert t <= r < t + h and l <= c < l + w, (r, c, model.box)
+
+
+def test_seed_reproducible_and_seed_matters() -> None:
+    model, x = _planted(1)
+    pm = PerturbMask(model)
+    a = pm.attribute(x, target=0, seed=3, **FAST)
+    assert torch.equal(a, pm.attribute(x, target=0, seed=3, **FAST))
+    assert not torch.equal(a, pm.attribute(x, target=0, seed=4, **FAST))
+
+
+def test_global_rng_untouched() -> None:
+    model, x = _planted(2)
+    state = torch.get_rng_state()
+    PerturbMask(model).attribute(x, target=0, **FAST)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+@pytest.mark.parametrize("variant", ["adaptive", "literal"])
+def test_batch_and_chunking_invariance(variant: str) -> None:
+    model = ConvNet().eval()
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    pm = PerturbMask(model)
+    kw = dict(target=1, seed=7, variant=variant, **FAST)
+    full = pm.attribute(x, perturbations_per_eval=64, **kw)
+    assert torch.equal(full, pm.attribute(x, perturbations_per_eval=5, **kw))
+    for k in range(4):
+        single = pm.attribute(x[k : k + 1], **kw)[0]
+        torch.testing.assert_close(single, full[k], rtol=1e-5, atol=1e-6)
+
+
+def test_model_left_untouched() -> None:
+    model = ConvNet().train()
+    model.conv.weight.requires_grad_(False)
+    model.fc.weight.grad = torch.ones_like(model.fc.weight)
+    calls = []
+    handle = model.register_forward_hook(lambda *a: calls.append(1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.warns(UserWarning, match="training mode"):
+        PerturbMask(model).attribute(x, target=0, seed=0, **FAST)
+    assert model.training and model.bn.training
+    assert not model.conv.weight.requires_grad and model.fc.bias.requires_grad
+    assert torch.equal(model.fc.weight.grad, torch.ones_like(model.fc.weight))
+    assert model.conv.weight.grad is None
+    assert list(model._forward_hooks) == [handle.id] and len(calls) > 0
+    for k, v in model.state_dict().items():
+        if "running" not in k and "num_batches" not in k:  # BN stats move in train mode
+            assert torch.equal(v, before[k]), k
+    handle.remove()
+
+
+def test_works_with_captum_visualization_and_metrics() -> None:
+    model = ConvNet().eval()
+    x = torch.rand(2, 3, 10, 10)
+    pm = PerturbMask(model)
+    attr = pm.attribute(x, target=1, seed=0, **FAST)
+    fig, _ = viz.visualize_image_attr(
+        attr[0].permute(1, 2, 0).numpy(),
+        x[0].permute(1, 2, 0).numpy(),
+        "blended_heat_map",
+        sign="all",
+        use_pyplot=False,
+    )
+    assert fig is not None
+
+    def perturb(inp):
+        noise = torch.randn_like(inp) * 0.01
+        return noise, inp - noise
+
+    inf = infidelity(model, perturb, x, attr, target=1, n_perturb_samples=4)
+    assert inf.shape == (2,) and torch.isfinite(inf).all()
+    sens = sensitivity_max(pm.attribute, x, target=1, seed=0, n_perturb_samples=2, **FAST)
+    assert sens.shape == (2,) and torch.isfinite(sens).all()
+
+
+def test_feature_mask_groups_share_a_value() -> None:
+    model, x = _planted(3)
+    fm = torch.arange(16).reshape(4, 4).repeat_interleave(8, 0).repeat_interleave(8, 1)
+    attr = PerturbMask(model).attribute(x, target=0, feature_mask=fm[None, None], seed=0)
+    blocks = attr[:, 0].reshape(2, 4, 8, 4, 8)
+    assert torch.allclose(blocks, blocks[:, :, :1, :, :1].expand_as(blocks))
+
+
+def test_per_example_feature_mask() -> None:
+    model = ConvNet().eval()
+    x = torch.rand(2, 3, 8, 8)
+    fm = torch.stack([torch.zeros(8, 8), torch.ones(8, 8)]).long()
+    fm[0, :, 4:] = 1
+    attr = PerturbMask(model).attribute(x, target=0, feature_mask=fm[:, None], seed=0, **FAST)
+    assert attr.shape == x.shape
+    assert torch.unique(attr[1]).numel() == 1  # a single group for example 1
+
+
+@pytest.mark.parametrize("baselines", [None, 0.5, "blur", "tensor"])
+def test_baselines_forms(baselines) -> None:
+    model, x = _planted(4)
+    if baselines == "tensor":
+        baselines = torch.full_like(x[:1], 0.25)
+    attr = PerturbMask(model).attribute(x, target=0, baselines=baselines, seed=0, **FAST)
+    assert attr.shape == x.shape and torch.isfinite(attr).all()
+
+
+def test_baseline_equal_to_input_gives_flat_map() -> None:
+    model, x = _planted(5)
+    attr = PerturbMask(model).attribute(x, target=0, baselines=x, seed=0, **FAST)
+    assert attr.abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("estimator", ["average", AverageEstimator(), RegressionEstimator(eta=1)])
+def test_estimators_pluggable(estimator) -> None:
+    model, x = _planted(6)
+    attr = PerturbMask(model).attribute(x, target=0, estimator=estimator, seed=0)
+    t, l, h, w = model.box
+    for r, c in _argmax_rc(attr):
+        assert t - 2 <= r < t + h + 2 and l - 2 <= c < l + w + 2
+
+
+def test_literal_variant_runs_and_is_finite() -> None:
+    model, x = _planted(7)
+    attr = PerturbMask(model).attribute(x, target=0, variant="literal", seed=0, **FAST)
+    assert attr.shape == x.shape and torch.isfinite(attr).all()
+
+
+def test_target_none_explains_predicted_class() -> None:
+    model = ConvNet().eval()
+    x = torch.rand(3, 3, 8, 8)
+    pred = model(x).argmax(1)
+    a = PerturbMask(model).attribute(x, seed=0, **FAST)
+    b = PerturbMask(model).attribute(x, target=pred, seed=0, **FAST)
+    assert torch.equal(a, b)
+
+
+def test_progress_bar_exact_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    model, x = _planted(8)
+    PerturbMask(model).attribute(
+        x, target=0, n_iter=5, n_chains=4, perturbations_per_eval=3, show_progress=True, seed=0
+    )
+    # 2 inputs x 4 chains = 8 rows per iteration -> 3 forward calls x 5 iterations
+    assert "15/15" in err.getvalue()
+
+
+def test_chain_step_sizes() -> None:
+    on = torch.zeros(1000, 64, dtype=torch.bool)
+    on[:, :32] = True
+    keys = torch.rand(1000, 64, generator=torch.Generator().manual_seed(0))
+    p = torch.full((1000,), 0.5)
+    new = chain_step(on, p, keys, n1=0.3, n2=0.7)
+    # round(0.3*0.5*64)=10 from the on-set, round(0.7*0.5*64)=22 from the off-set
+    assert (new[:, :32].sum(1) == 10).all() and (new[:, 32:].sum(1) == 22).all()
+
+
+BAD = [
+    (dict(n_iter=0), ValueError, "n_iter"),
+    (dict(n_iter=2.5), TypeError, "n_iter"),
+    (dict(n_chains=0), ValueError, "n_chains"),
+    (dict(grid_size=0), ValueError, "grid_size"),
+    (dict(grid_size=(2, 2, 2)), ValueError, "grid_size"),
+    (dict(n1=1.5), ValueError, "n1"),
+    (dict(n2=-0.1), ValueError, "n2"),
+    (dict(eta=-1.0), ValueError, "eta"),
+    (dict(keep_prob=2.0), ValueError, "keep_prob"),
+    (dict(variant="nope"), ValueError, "variant"),
+    (dict(initial_mask="nope"), ValueError, "initial_mask"),
+    (dict(estimator="nope"), ValueError, "estimator"),
+    (dict(estimator=object()), TypeError, "estimator"),
+    (dict(confidence="nope"), ValueError, "confidence"),
+    (dict(perturbations_per_eval=0), ValueError, "perturbations_per_eval"),
+    (dict(seed="a"), TypeError, "seed"),
+    (dict(baselines="nope"), ValueError, "baselines"),
+    (dict(baselines=torch.zeros(3, 3, 8, 8)), ValueError, "baselines"),
+    (dict(feature_mask=torch.zeros(1, 1, 8, 8)), TypeError, "feature_mask"),
+    (dict(feature_mask=torch.zeros(3, 1, 8, 8, dtype=torch.long)), ValueError, "feature_mask"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), BAD)
+def test_bad_knobs(kwargs, exc, match) -> None:
+    model = ConvNet().eval()
+    kw = dict(target=0, **FAST)
+    kw.update(kwargs)
+    with pytest.raises(exc, match=match):
+        PerturbMask(model).attribute(torch.rand(2, 3, 8, 8), **kw)
+
+
+def test_bad_inputs() -> None:
+    pm = PerturbMask(ConvNet().eval())
+    with pytest.raises(ValueError, match="empty batch"):
+        pm.attribute(torch.rand(0, 3, 8, 8), target=0)
+    x = torch.rand(2, 3, 8, 8)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        pm.attribute(x, target=0)
+    with pytest.raises(TypeError, match="floating"):
+        pm.attribute(torch.ones(2, 3, 8, 8, dtype=torch.long), target=0)
+    with pytest.raises(ValueError, match="batch dimension"):
+        pm.attribute(torch.rand(5), target=0)
+    with pytest.raises(ValueError, match="batch size"):
+        PerturbMask(lambda a, b: a.flatten(1)[:, :2]).attribute(
+            (torch.rand(2, 3, 4, 4), torch.rand(3, 3, 4, 4)), target=0
+        )
+
+
+def test_target_out_of_range_follows_captum() -> None:
+    pm = PerturbMask(ConvNet().eval())
+    with pytest.raises(IndexError):
+        pm.attribute(torch.rand(2, 3, 8, 8), target=7, **FAST)
+    with pytest.raises(AssertionError):
+        pm.attribute(torch.rand(2, 3, 8, 8), target=[0, 1, 2], **FAST)
+
+
+def test_rejects_non_batch_by_classes_output() -> None:
+    with pytest.raises(ValueError, match=r"\(batch, classes\)"):
+        PerturbMask(lambda x: x.sum((1, 2, 3))).attribute(torch.rand(2, 3, 8, 8), target=0)
+    with pytest.raises(ValueError, match=r"\(batch, classes\)"):
+        PerturbMask(lambda x: x[:, :, :2, 0]).attribute(torch.rand(2, 3, 8, 8), target=0)
+
+
+def test_non_finite_model_output_is_an_error() -> None:
+    with pytest.raises(ValueError, match="not finite"):
+        PerturbMask(lambda x: torch.stack([x.mean((1, 2, 3)) * float("nan")] * 2, 1)).attribute(
+            torch.rand(2, 3, 8, 8), target=0, confidence="identity", **FAST
+        )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_device_and_runs() -> None:
+    model = ConvNet().cuda().eval()
+    x = torch.rand(2, 3, 16, 16, device="cuda")
+    attr = PerturbMask(model).attribute(x, target=0, seed=0)
+    assert attr.is_cuda and attr.shape == x.shape
