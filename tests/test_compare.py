@@ -1,0 +1,197 @@
+"""Tests for :mod:`captum_perturbmask.compare` on a tiny conv model and 16 x 16 images."""
+
+import csv
+import importlib.util
+
+import pytest
+import torch
+from torch import nn
+
+from captum_perturbmask.compare import ComparisonTable, compare, default_methods, plot_maps
+from captum_perturbmask.metrics import deletion_auc, insertion_auc
+
+HAS_ATTR = all(
+    importlib.util.find_spec(f"captum_perturbmask.attr.{m}") is not None
+    for m in ("perturb_mask", "rise")
+)
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 3),
+    )
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4)
+    return model.eval()
+
+
+@pytest.fixture
+def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    boxes = torch.tensor([[2, 2, 10, 10], [4, 0, 16, 8]])
+    return tiny_model(), x, boxes
+
+
+def custom_methods(model: nn.Module) -> dict:
+    def gradient(inputs: torch.Tensor, target, seed: int) -> torch.Tensor:
+        x = inputs.clone().requires_grad_(True)
+        out = model(x)
+        out.gather(1, torch.as_tensor(target).reshape(-1, 1)).sum().backward()
+        return x.grad.abs()
+
+    def noisy(inputs: torch.Tensor, target, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for _ in range(5):  # 5 forward passes per call
+                model(inputs)
+        return torch.rand(inputs.shape[0], 1, 16, 16, generator=g)
+
+    return {"gradient": gradient, "noisy": noisy}
+
+
+def test_custom_methods_table(setup, tmp_path) -> None:
+    model, x, boxes = setup
+    target = torch.tensor([0, 2])
+    table = compare(
+        custom_methods(model),
+        model=model,
+        inputs=x,
+        target=target,
+        boxes=boxes,
+        seeds=(0, 1, 2),
+        n_steps=8,
+    )
+    assert isinstance(table, ComparisonTable)
+    assert [r["method"] for r in table.rows] == ["gradient", "noisy"]
+    grad, noisy = table["gradient"], table["noisy"]
+    # deterministic: stops after 2 identical runs, no consistency; stochastic: all seeds
+    assert grad["runs"] == 2 and not grad["stochastic"] and grad["spearman"] is None
+    assert noisy["runs"] == 3 and noisy["stochastic"]
+    assert -1 <= noisy["spearman"] <= 1 and 0 <= noisy["top_k_iou"] <= 1
+    # forward passes are counted per input (the gradient method: 1 forward of the batch)
+    assert grad["forwards_per_input"] == pytest.approx(1.0)
+    assert noisy["forwards_per_input"] == pytest.approx(5.0)
+    for row in table.rows:
+        assert 0 <= row["iou"] <= 1 and 0 <= row["pointing"] <= 1
+        assert row["seconds_per_input"] >= 0
+    # the metrics are those of the metric functions on the first run
+    attr = table.maps["gradient"]
+    expected = insertion_auc(model, x, attr, target, n_steps=8).mean().item()
+    assert grad["insertion"] == pytest.approx(expected, rel=1e-5)
+    expected = deletion_auc(model, x, attr, target, n_steps=8).mean().item()
+    assert grad["deletion"] == pytest.approx(expected, rel=1e-5)
+
+    text = table.to_markdown()
+    assert text == str(table)
+    lines = text.splitlines()
+    assert lines[0].startswith("| method | insertion ↑ | deletion ↓ | IoU ↑ | pointing ↑")
+    assert "top-5% IoU ↑" in lines[0] and len(lines) == 4
+    path = tmp_path / "table.csv"
+    table.to_csv(str(path))
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["method"] for r in rows] == ["gradient", "noisy"]
+    assert rows[0]["spearman"] == "" and float(rows[1]["forwards_per_input"]) == 5.0
+
+
+def test_no_boxes_drops_localisation_columns(setup) -> None:
+    model, x, _ = setup
+    table = compare(custom_methods(model), model=model, inputs=x, seeds=(0,), n_steps=4)
+    header = table.to_markdown().splitlines()[0]
+    assert "IoU ↑ |" not in header.replace("top-5% IoU ↑", "") and "pointing" not in header
+    assert table["noisy"]["spearman"] is None  # a single seed: no consistency
+
+
+def test_captum_attribution_objects_and_layer_upsampling(setup) -> None:
+    from captum.attr import LayerGradCam, Saliency
+
+    model, x, boxes = setup
+    methods = {"saliency": Saliency(model), "layer": LayerGradCam(model, model[2])}
+    table = compare(methods, model=model, inputs=x, target=1, boxes=boxes, seeds=(0, 1), n_steps=4)
+    assert table.maps["layer"].shape == (2, 1, 16, 16)
+    assert table.maps["saliency"].shape == (2, 3, 16, 16)
+
+
+def test_time_series_custom_methods() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.Flatten(), nn.Linear(30, 4)).eval()
+    x = torch.rand(3, 2, 10)
+    methods = {"abs": lambda inp, t, s: inp.abs(), "rand": lambda inp, t, s: torch.rand(3, 10)}
+    table = compare(methods, model=model, inputs=x, seeds=(0, 1), n_steps=5)
+    assert table["rand"]["stochastic"] and table["abs"]["runs"] == 2
+
+
+def test_plot_maps(setup, tmp_path) -> None:
+    model, x, _ = setup
+    maps = {
+        "a": torch.rand(2, 1, 16, 16),
+        "b": torch.rand(2, 3, 16, 16),
+        "zero": torch.zeros(2, 16, 16),
+    }
+    path = tmp_path / "maps.png"
+    fig = plot_maps(maps, x, indices=(0, 1), path=str(path))
+    assert path.stat().st_size > 0
+    assert len(fig.axes) >= 8  # 2 rows x (input + 3 maps), plus colour bars
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"seeds": ()}, ValueError, "seeds"),
+        ({"seeds": (0.5,)}, ValueError, "seeds"),
+        ({"methods": {"bad": 3}}, TypeError, "bad"),
+        ({"methods": {"bad": lambda i, t, s: [1.0]}}, TypeError, "bad"),
+        ({"methods": {}}, TypeError, "methods"),
+        ({"inputs": [1.0]}, TypeError, "inputs"),
+        ({"boxes": torch.tensor([[0, 0, 20, 4], [0, 0, 2, 2]])}, ValueError, "inside"),
+    ],
+)
+def test_bad_arguments(setup, kwargs: dict, error: type, match: str) -> None:
+    model, x, _ = setup
+    args = {"methods": {"ok": lambda i, t, s: i}, "model": model, "inputs": x, "n_steps": 2}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        compare(**args)
+
+
+def test_default_methods_budget_geometry(setup) -> None:
+    model, x, _ = setup
+    if not HAS_ATTR:
+        pytest.skip("captum_perturbmask.attr not available")
+    methods = default_methods(model, x, budget=16)
+    assert list(methods) == ["PerturbMask", "RISE", "GradCAM", "LIME", "Occlusion"]
+    with pytest.raises(ValueError, match="inputs"):
+        default_methods(model, torch.rand(2, 3, 16))
+    with pytest.raises(ValueError, match="budget"):
+        default_methods(model, x, budget=0)
+
+
+@pytest.mark.skipif(not HAS_ATTR, reason="captum_perturbmask.attr not available")
+def test_default_methods_run_with_tiny_budget(setup) -> None:
+    model, x, boxes = setup
+    table = compare(
+        model=model, inputs=x, boxes=boxes, budget=16, seeds=(0, 1), n_steps=4, batch_size=32
+    )
+    assert [r["method"] for r in table.rows] == [
+        "PerturbMask",
+        "RISE",
+        "GradCAM",
+        "LIME",
+        "Occlusion",
+    ]
+    assert table["PerturbMask"]["stochastic"] and table["RISE"]["stochastic"]
+    assert not table["GradCAM"]["stochastic"] and not table["Occlusion"]["stochastic"]
+    # budget 16: PerturbMask 2 iterations x 8 chains, RISE 16 masks (+ a clean pass each)
+    assert 16 <= table["PerturbMask"]["forwards_per_input"] <= 18
+    assert 16 <= table["RISE"]["forwards_per_input"] <= 18
+    assert table["GradCAM"]["forwards_per_input"] == 1
+    for row in table.rows:
+        assert table.maps[row["method"]].shape[-2:] == (16, 16)
