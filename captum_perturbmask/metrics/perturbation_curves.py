@@ -136,7 +136,7 @@ def _check_target(target: TargetType, batch: int) -> TargetType:
         if target.is_floating_point() or target.dtype == torch.bool:
             raise TypeError(f"`target` tensor must hold integers, got dtype {target.dtype}.")
         if target.numel() == 1:
-            return target.reshape(())
+            return int(target.item())  # one host sync here instead of one per chunk
         if target.shape != (batch,):
             raise ValueError(
                 f"`target` tensor must have one class per input, shape ({batch},), "
