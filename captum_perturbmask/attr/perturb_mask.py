@@ -361,8 +361,9 @@ def _stochastic_in_training(forward_func: Callable[..., Tensor]) -> bool:
 
 
 def _mix(x: Tensor, base: Tensor, mask: Tensor, index: Tensor) -> Tensor:
-    """Rows :math:`I \\odot M + b \\odot (1 - M)` for the examples ``index``."""
-    xi = x.index_select(0, index)
+    """Rows :math:`I \\odot M + b \\odot (1 - M)` for the examples ``index`` (one fused lerp)."""
+    xi = x if x.shape[0] == 1 else x.index_select(0, index)
     bi = base if base.shape[0] == 1 else base.index_select(0, index)
-    m = mask.to(x.dtype)
-    return xi * m + bi * (1 - m)
+    rows = mask.shape[0]
+    out = torch.lerp(bi.expand(rows, *x.shape[1:]), xi.expand(rows, *x.shape[1:]), mask.to(x.dtype))
+    return out
