@@ -33,8 +33,9 @@ def bench(device: torch.device, size: int, batch: int, n_iter: int, n_chains: in
     pm = PerturbMask(model)
 
     def run_attr() -> None:
-        pm.attribute(x, target=3, n_iter=n_iter, n_chains=n_chains, perturbations_per_eval=ppe,
-                     seed=0)
+        pm.attribute(
+            x, target=3, n_iter=n_iter, n_chains=n_chains, perturbations_per_eval=ppe, seed=0
+        )
 
     rows_in = torch.rand(rows, 3, size, size, device=device)  # made once, outside the timing
 
@@ -72,8 +73,10 @@ def main() -> None:
     for device in devices:
         for size in args.sizes:
             a, b, r = bench(device, size, args.batch, args.n_iter, args.n_chains, args.repeats)
-            print(f"| {device.type} | {size}x{size} | {args.batch} x {args.n_chains} | "
-                  f"{args.n_iter} | {a:.3f} | {b:.3f} | {r:.3f} |")
+            print(
+                f"| {device.type} | {size}x{size} | {args.batch} x {args.n_chains} | "
+                f"{args.n_iter} | {a:.3f} | {b:.3f} | {r:.3f} |"
+            )
 
 
 if __name__ == "__main__":
