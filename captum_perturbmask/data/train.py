@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from captum_perturbmask.data.digits import make_digits_clutter, paste_patches
+from captum_perturbmask.data.digits import digit_split_indices, make_digits_clutter, paste_patches
 from captum_perturbmask.data.models import DigitsCNN, Discriminator, Generator
 
 __all__ = [
@@ -122,7 +122,7 @@ def train_classifier(
     acc = evaluate_classifier(model)
     log = {
         "test_accuracy": acc,
-        "test_images": len(make_digits_clutter("test")),
+        "test_images": len(digit_split_indices("test")),
         "epochs": epochs,
         "images_per_epoch": n_per_epoch,
         "batch_size": batch_size,
@@ -140,6 +140,7 @@ def train_gan(
     pool_size: int = 12000,
     lr: float = 2e-4,
     ema_decay: float = 0.999,
+    bn_batches: int = 20,
 ) -> tuple[Generator, Discriminator, dict]:
     """Train the DCGAN on :math:`32 \\times 32` train-split patches (non-saturating loss).
 
@@ -151,6 +152,7 @@ def train_gan(
         lr: Adam learning rate (betas 0.5, 0.999).
         ema_decay: Decay of the exponential moving average of the generator weights; the
             averaged generator (BatchNorm statistics recomputed) is the one returned.
+        bn_batches: Batches of 256 latents used to recompute those BatchNorm statistics.
 
     Returns:
         The trained (averaged) generator and discriminator (eval mode) and a log dict.
@@ -204,7 +206,7 @@ def train_gan(
             m.momentum = None
     g_ema.train()
     with torch.no_grad():
-        for _ in range(20):
+        for _ in range(bn_batches):
             g_ema(torch.randn(256, g.latent_dim, generator=gen))
     for m in g_ema.modules():
         if isinstance(m, torch.nn.BatchNorm2d):

@@ -54,7 +54,7 @@ def test_split_disjoint_and_cycled() -> None:
     assert len(train) == 1257 and len(test) == 540
     assert len(np.intersect1d(train, test)) == 0
     assert len(np.union1d(train, test)) == 1797
-    ds = make_digits_clutter("train", n=3000, seed=1)
+    ds = make_digits_clutter("train", n=1300, seed=1)
     assert set(ds.digit_index.tolist()) == set(train.tolist())  # cycles over all train digits
     assert not set(ds.digit_index.tolist()) & set(test.tolist())
 
