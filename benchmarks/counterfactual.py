@@ -111,8 +111,11 @@ def main() -> None:
     cf_linf = linf[idx, best][has].tolist()
     cf_rec = rec_l2[idx, best][has].tolist()
     med = statistics.median(cf_l2) if cf_l2 else 1.0
+    kept = out.accepted[:, 0]  # the best reconstruction z0 keeps the class
     print(
-        f"latent counterfactuals (eps={cf.epsilon}): flipped {int(has.sum())}/{n} images, "
+        f"latent counterfactuals (eps={cf.epsilon}): flipped {int(has.sum())}/{n} images "
+        f"({int((has & kept).sum())}/{int(kept.sum())} of those whose best reconstruction "
+        f"keeps the class), "
         f"{int(flipped.sum())}/{flipped.numel()} candidates; closest flip: median L2 "
         f"{med:.2f}, median Linf {statistics.median(cf_linf) if cf_linf else float('nan'):.2f}"
         f", median L2 from the best reconstruction "
@@ -121,12 +124,22 @@ def main() -> None:
         f" ({seconds:.1f} s for search + counterfactuals)"
     )
     b3 = mask[:, None].expand_as(x).float()
-    pgd = PGD(clf, lower_bound=0.0, upper_bound=1.0)
+    # captum's default loss is -log(output), meant for probabilities: use cross-entropy on logits
+    pgd = PGD(clf, loss_func=lambda out, t: F.cross_entropy(out, t, reduction="none"),
+              lower_bound=0.0, upper_bound=1.0)  # fmt: skip
+    b_size = float(b3.flatten(1).sum(1).mean())
     for norm, radius in (("L2", med), ("Linf", args.linf)):
+        # captum's PGD steps along sign(grad) for both norms; size an L2 step to 2.5 r / steps
+        step = 2.5 * radius / args.pgd_steps / (b_size**0.5 if norm == "L2" else 1.0)
         adv = pgd.perturb(
-            x, radius=radius, step_size=2.5 * radius / args.pgd_steps, step_num=args.pgd_steps,
-            target=y, norm=norm, mask=b3,
-        )  # fmt: skip
+            x,
+            radius=radius,
+            step_size=step,
+            step_num=args.pgd_steps,
+            target=y,
+            norm=norm,
+            mask=b3,
+        )
         with torch.no_grad():
             flip = clf(adv).argmax(1) != y
             d = (adv - x).flatten(1)

@@ -235,7 +235,8 @@ class CounterfactualConfig:
     prior's support.
 
     Args:
-        epsilon: latent budget :math:`\epsilon`; ``None`` means :math:`0.5 \sqrt{d}`.
+        epsilon: latent budget :math:`\epsilon`; ``None`` means :math:`0.25 \sqrt{d}` (a cap of
+            about 14 degrees on the sphere of radius :math:`\sqrt{d}`).
         weight: weight of the classifier term.
         cf_target: class(es) to push toward, int or :math:`(N,)`; ``None`` pushes away from the
             target.
@@ -901,7 +902,7 @@ class LatentVariationGenerator:
         show_progress: bool,
     ) -> CounterfactualVariations:
         n, d = anchors.shape
-        eps = 0.5 * math.sqrt(d) if cfg.epsilon is None else cfg.epsilon
+        eps = 0.25 * math.sqrt(d) if cfg.epsilon is None else cfg.epsilon
         _check_float(eps, "counterfactual.epsilon", 0.0, strict=True)
         weight = _check_float(cfg.weight, "counterfactual.weight", 0.0, strict=True)
         margin = _check_float(cfg.margin, "counterfactual.margin", 0.0, strict=False)
