@@ -78,6 +78,7 @@ def main() -> None:
     with torch.no_grad():
         correct = (clf(ds.images).argmax(1) == ds.labels).nonzero().flatten()[: args.images]
     x, y, boxes = ds.images[correct], ds.labels[correct], ds.boxes[correct]
+    digit_patch = ds.patch_boxes[correct][:, [1, 0]].long()  # (row, col) the GAN trained on
     n = x.shape[0]
     mask = make_masks(args.mask, clf, x, y, boxes, args.threshold)
     area = mask.flatten(1).sum(1).float()
@@ -100,6 +101,17 @@ def main() -> None:
         f"{out.diversity.mean():.2f} (L2), mean realism "
         f"{out.realism.mean() if out.realism is not None else float('nan'):.2f}"
     )
+    try:  # the same search with the patch where the GAN was trained: centred on the digit
+        placed = lvg.generate(
+            x, mask=mask, target=y, n_restarts=args.restarts, n_keep=args.keep,
+            n_steps=args.steps, seed=args.seed, patch_origin=digit_patch,
+        )  # fmt: skip
+        print(
+            f"  with patch_origin = the digit's patch box: accepted {placed.accepted_fraction:.0%}"
+            f", inputs with >= 1 accepted {int(placed.accepted.any(1).sum())}/{n}"
+        )
+    except ValueError as err:  # B sticks out of the digit patch
+        print(f"  with patch_origin = the digit's patch box: not applicable ({err})")
     delta = (cf.variants - x[:, None]).flatten(2)
     l2 = delta.norm(dim=2)
     linf = delta.abs().amax(dim=2)
