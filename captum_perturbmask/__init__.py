@@ -10,7 +10,8 @@ The flat API a newcomer needs:
 """
 
 from captum_perturbmask.attr import RISE, PerturbMask
+from captum_perturbmask.generative import LatentVariationGenerator
 
 __version__ = "0.1.0"
 
-__all__ = ["PerturbMask", "RISE", "__version__"]
+__all__ = ["LatentVariationGenerator", "PerturbMask", "RISE", "__version__"]

@@ -162,8 +162,8 @@ def default_methods(
 ) -> dict[str, AttributionFn]:
     """The methods :func:`compare` runs when ``methods=None``, at a common forward budget.
 
-    * ``PerturbMask``: ``n_chains=8``, ``n_iter = budget // 8`` (``n_iter * n_chains``
-      forwards per input);
+    * ``PerturbMask``: its default two-step chains, ``n_iter=2``, ``n_chains = budget // 2``
+      (``n_iter * n_chains`` forwards per input);
     * ``RISE``: ``n_masks = budget``;
     * ``GradCAM``: :class:`captum.attr.LayerGradCam` on the model's last registered
       :class:`~torch.nn.Conv2d` (ReLU applied), bilinearly upsampled with
@@ -200,8 +200,8 @@ def default_methods(
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"`budget` must be a positive int, got {budget!r}.")
     channels, height, width = inputs.shape[1:]
-    n_chains = 8
-    n_iter = max(1, budget // n_chains)
+    n_iter = min(2, budget)
+    n_chains = max(1, budget // n_iter)
 
     def perturb_mask(x: Tensor, target: TargetType, seed: int) -> Tensor:
         return PerturbMask(model).attribute(

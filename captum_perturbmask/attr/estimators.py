@@ -125,7 +125,10 @@ class RegressionEstimator(Estimator):
         lap = laplacian.to(cov.dtype)
         a = cov + vbar[:, None, None] * (self.eta * lap + self.ridge * eye)
         a = a + 1e-9 * eye  # keeps a degenerate design (all masks equal) solvable: s = 0
-        return torch.linalg.solve(a, cxy.unsqueeze(-1)).squeeze(-1)
+        # symmetric positive definite: a Cholesky solve in float64 (one per call, not per step)
+        chol, _ = torch.linalg.cholesky_ex(a.double())
+        s = torch.cholesky_solve(cxy.double().unsqueeze(-1), chol).squeeze(-1)
+        return s.to(cov.dtype)
 
 
 class AverageEstimator(Estimator):

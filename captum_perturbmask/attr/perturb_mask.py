@@ -156,11 +156,11 @@ class PerturbMask(PerturbationAttribution):
         additional_forward_args: Any = None,
         baselines: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-        n_iter: int = 25,
-        n_chains: int = 16,
+        n_iter: int = 2,
+        n_chains: int = 200,
         grid_size: int | Sequence[int] = 8,
-        n1: float = 0.3,
-        n2: float = 0.7,
+        n1: float = 0.5,
+        n2: float = 0.5,
         eta: float | None = None,
         initial_mask: str = "random",
         keep_prob: float = 0.7,
@@ -186,7 +186,10 @@ class PerturbMask(PerturbationAttribution):
                 :math:`\sigma` = 5), or a tuple of those.
             feature_mask: integer groups (superpixels) broadcastable to the inputs, ids shared
                 across a tuple (Captum convention); replaces the default grid.
-            n_iter: :math:`N`, iterations (forward passes) per chain.
+            n_iter: :math:`N`, iterations (forward passes) per chain. The default, many short
+                chains (2 x 200 = 400 passes), won the ablation on the shipped digits
+                (``benchmarks/ablation.py``): long chains propose correlated masks and lose
+                run-to-run consistency.
             n_chains: independent chains per input, advanced in the same batches.
             grid_size: :math:`h \times w` of the low-resolution mask :math:`M_0` (an int or a
                 pair; ``t`` for series).
