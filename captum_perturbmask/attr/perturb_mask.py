@@ -167,6 +167,7 @@ class PerturbMask(PerturbationAttribution):
         variant: str = "adaptive",
         estimator: str | Estimator = "regression",
         fine_grid_size: int | Sequence[int] | None = None,
+        random_shift: bool = True,
         confidence: str = "softmax",
         perturbations_per_eval: int = 64,
         show_progress: bool = False,
@@ -205,6 +206,8 @@ class PerturbMask(PerturbationAttribution):
             estimator: ``"regression"`` (default, :class:`RegressionEstimator`),
                 ``"average"`` (:class:`AverageEstimator`) or an estimator object.
             fine_grid_size: cells of the regression features (default ``2 * grid_size``).
+            random_shift: crop the upsampled mask at a random sub-cell offset (RISE); ``False``
+                upsamples without shift (cells then have fixed borders).
             confidence: ``"softmax"`` (default, for logits), ``"sigmoid"`` or ``"identity"``
                 (the model already returns probabilities).
             perturbations_per_eval: most rows per forward call (bounds memory).
@@ -294,7 +297,11 @@ class PerturbMask(PerturbationAttribution):
             disable=not show_progress,
         )
         for _ in range(n_iter):
-            shifts = None if literal else design.sample_shifts(n_chains, gen).repeat(batch, 1)
+            shifts = (
+                design.sample_shifts(n_chains, gen).repeat(batch, 1)
+                if random_shift and not literal
+                else None
+            )
             keys = torch.rand(n_chains, k, generator=gen, device=device, dtype=dtype)
             cells = (state if literal else on.to(dtype)).reshape(rows, k)
             conf = torch.empty(rows, device=device, dtype=dtype)
