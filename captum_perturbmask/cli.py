@@ -50,6 +50,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CONVERGENCE_BUDGETS = (50, 100, 200, 400, 800)
 QUICK_CONVERGENCE_BUDGETS = (16, 50)
 PNG_DPI = 90
+#: Saliency quantile whose box is scored against the digit box (top 10%: a digit box covers
+#: about a tenth of the 64 x 64 canvas).
+BOX_THRESHOLD = 0.9
 
 
 class CLIError(Exception):
@@ -121,6 +124,13 @@ def _write_text(path: Path, text: str) -> None:
         raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
 
 
+def _first_sentence(err: BaseException, limit: int = 120) -> str:
+    """The first sentence of an exception message, for one-line error reports."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = text.split(". ")[0].rstrip(".")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _perturb_mask_schedule(budget: int) -> tuple[int, int]:
     """``(n_iter, n_chains)`` of PerturbMask at ``budget`` forwards, as in ``default_methods``."""
     n_iter = min(2, budget)
@@ -174,49 +184,65 @@ def _convergence(
     images: Tensor,
     target: Tensor,
     budgets: Sequence[int],
-    seed: int,
+    seeds: Sequence[int],
     batch_size: int,
 ) -> list[dict[str, Any]]:
-    """Insertion / deletion AUC of PerturbMask and RISE vs the forward budget (one seed)."""
+    """Insertion / deletion AUC of PerturbMask and RISE vs the forward budget.
+
+    Each value is the mean over images and seeds; ``*_sem`` is the standard error over seeds
+    of the per-seed image means (the run-to-run noise of the estimate at that budget).
+    """
     from captum_perturbmask.compare import default_methods
     from captum_perturbmask.metrics import insertion_deletion
 
     rows: list[dict[str, Any]] = []
     n = images.shape[0]
+
+    def mean_sem(values: list[float]) -> tuple[float, float]:
+        v = torch.tensor(values, dtype=torch.float64)
+        sem = float(v.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
+        return float(v.mean()), sem
+
     for budget in budgets:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             methods = default_methods(model, images, budget, batch_size)
         for name in ("PerturbMask", "RISE"):
-            torch.manual_seed(seed)
-            with _CountForwards(model) as counter:
-                start = time.perf_counter()
-                maps = methods[name](images, target, seed)
-                seconds = time.perf_counter() - start
-            curves = insertion_deletion(model, images, maps, target, batch_size=batch_size)
-            ins, dele = curves.insertion.double(), curves.deletion.double()
-            sem = lambda v: float(v.std() / math.sqrt(n)) if n > 1 else 0.0  # noqa: E731
+            ins, dele, forwards, seconds = [], [], 0, 0.0
+            for seed in seeds:
+                torch.manual_seed(seed)
+                with _CountForwards(model) as counter:
+                    start = time.perf_counter()
+                    maps = methods[name](images, target, seed)
+                    seconds += time.perf_counter() - start
+                forwards += counter.rows
+                curves = insertion_deletion(model, images, maps, target, batch_size=batch_size)
+                ins.append(float(curves.insertion.double().mean()))
+                dele.append(float(curves.deletion.double().mean()))
+            (ins_mean, ins_sem), (del_mean, del_sem) = mean_sem(ins), mean_sem(dele)
             rows.append(
                 {
                     "method": name,
                     "budget": budget,
-                    "forwards_per_input": counter.rows / n,
-                    "insertion": float(ins.mean()),
-                    "insertion_sem": sem(ins),
-                    "deletion": float(dele.mean()),
-                    "deletion_sem": sem(dele),
-                    "seconds_per_input": seconds / n,
+                    "forwards_per_input": forwards / (n * len(seeds)),
+                    "insertion": ins_mean,
+                    "insertion_sem": ins_sem,
+                    "deletion": del_mean,
+                    "deletion_sem": del_sem,
+                    "seconds_per_input": seconds / (n * len(seeds)),
+                    "runs": len(seeds),
                 }
             )
             _say(
-                f"  budget {budget:>4} {name:<11}: insertion {rows[-1]['insertion']:.3f}, "
-                f"deletion {rows[-1]['deletion']:.3f} ({seconds:.1f} s)"
+                f"  budget {budget:>4} {name:<11}: insertion {ins_mean:.3f}, "
+                f"deletion {del_mean:.3f} ({seconds:.1f} s)"
             )
     return rows
 
 
 def _convergence_figure(rows: list[dict[str, Any]]) -> Any:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
 
     fig = Figure(figsize=(8.0, 3.2), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -228,7 +254,7 @@ def _convergence_figure(rows: list[dict[str, Any]]) -> Any:
         for name, (color, marker) in styles.items():
             pts = [r for r in rows if r["method"] == name]
             ax.errorbar(
-                [r["forwards_per_input"] for r in pts],
+                [r["budget"] for r in pts],
                 [r[key] for r in pts],
                 yerr=[r[f"{key}_sem"] for r in pts],
                 label=name,
@@ -237,7 +263,10 @@ def _convergence_figure(rows: list[dict[str, Any]]) -> Any:
                 capsize=3,
             )
         ax.set_xscale("log")
-        ax.set_xlabel("forward passes per image")
+        budgets = sorted({r["budget"] for r in rows})
+        ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("forward passes per image (+1 clean pass)")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
     axes[0].legend()
@@ -260,7 +289,7 @@ def _convergence_markdown(rows: list[dict[str, Any]]) -> str:
         "| method | budget | forwards/input | insertion ↑ | deletion ↓ | seconds/input |",
         "|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["method"] != "PerturbMask", r["budget"])):
         lines.append(
             f"| {r['method']} | {r['budget']} | {r['forwards_per_input']:g} | "
             f"{r['insertion']:.3f} ± {r['insertion_sem']:.3f} | "
@@ -394,13 +423,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         budget=budget,
         seeds=seeds,
         batch_size=batch_size,
+        box_threshold=BOX_THRESHOLD,
     )
     table.to_csv(str(out / "metrics.csv"))
     fig = plot_maps(table, images, indices=range(min(n_images, 4)))
     _save_figure(fig, out / "maps.png")
 
     stage(2, f"convergence of PerturbMask vs RISE at budgets {list(budgets)}")
-    conv = _convergence(classifier, images, labels, budgets, args.seed, batch_size)
+    conv = _convergence(classifier, images, labels, budgets, seeds, batch_size)
     _write_convergence_csv(conv, out / "convergence.csv")
     _save_figure(_convergence_figure(conv), out / "convergence.png")
 
@@ -434,30 +464,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     top = table.top_k
     top_text = f"top-{100 * top:g}%" if isinstance(top, float) else f"top-{top}"
-    md = f"""# captum-perturbmask demo
-
-{n_images} held-out test images of the shipped digits-in-clutter set (seed {args.seed}), shipped
-`DigitsCNN` classifier (accuracy on these images {accuracy:.2f}), target = true class.
-Every method gets about {budget} forward passes per image; stochastic methods run with seeds
-{list(seeds)} (metrics are means over images and runs).
-
-{table.to_markdown()}
-
-Insertion / deletion: AUC of the softmax score while the most salient pixels are inserted into a
-blurred image / deleted to zero. IoU: box of the top-50% saliency vs the annotated digit box.
-Pointing: the saliency peak falls in the box. Spearman, {top_text} IoU: agreement between runs
-with different seeds (consistency). Forwards and seconds are per image.
-
-## Convergence (PerturbMask vs RISE, seed {args.seed}, mean ± s.e.m. over images)
-
-{_convergence_markdown(conv)}
-
-## Acceptable variations
-
-{variation_text}
-
-Runtime: {time.perf_counter() - t0:.0f} s ({torch.get_num_threads()} threads).
-"""
+    box_top = f"top-{100 * (1 - BOX_THRESHOLD):.0f}%"
+    threads = torch.get_num_threads()
+    paragraphs = [
+        "# captum-perturbmask demo",
+        f"{n_images} held-out test images of the shipped digits-in-clutter set (seed "
+        f"{args.seed}), shipped `DigitsCNN` classifier (accuracy on these images "
+        f"{accuracy:.2f}), target = true class. Every method gets about {budget} forward passes "
+        f"per image; stochastic methods run with seeds {list(seeds)} (metrics are means over "
+        "images and runs).",
+        table.to_markdown(),
+        "Insertion / deletion: AUC of the softmax score while the most salient pixels are "
+        f"inserted into a blurred image / deleted to zero. IoU: box of the {box_top} saliency vs "
+        "the annotated digit box. Pointing: the saliency peak falls in the box. Spearman, "
+        f"{top_text} IoU: agreement between runs with different seeds (consistency). Forwards "
+        "and seconds are per image.",
+        "## Convergence (PerturbMask vs RISE)",
+        f"Mean over the {n_images} images and seeds {list(seeds)}; ± is the standard error "
+        "over seeds (run-to-run noise).",
+        _convergence_markdown(conv),
+        "## Acceptable variations",
+        variation_text,
+        f"Runtime: {time.perf_counter() - t0:.0f} s on {threads} CPU thread"
+        f"{'s' if threads > 1 else ''}.",
+    ]
+    md = "\n\n".join(paragraphs) + "\n"
     _write_text(out / "metrics.md", md)
     _say(
         f"done in {time.perf_counter() - t0:.0f} s; wrote maps.png, metrics.md, metrics.csv, "
@@ -544,13 +575,17 @@ def _load_state_dict(model: nn.Module, name: str, path: str) -> None:
         )
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):
+            raise CLIError(
+                f"weights file {path} is not a plain state dict (it holds pickled objects, e.g. "
+                "a whole model); save model.state_dict() instead"
+            ) from None
         raise CLIError(
-            f"weights file {path} is not a plain state dict (it holds pickled objects, e.g. a "
-            "whole model); save model.state_dict() instead"
+            f"cannot read weights file {path}: not a file saved with torch.save (corrupt?)"
         ) from None
     except (RuntimeError, EOFError, ValueError, KeyError, OSError, zipfile.BadZipFile) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = _first_sentence(err)
         raise CLIError(
             f"cannot read weights file {path}: not a file saved with torch.save ({first})"
         ) from None
@@ -582,7 +617,7 @@ def _load_state_dict(model: nn.Module, name: str, path: str) -> None:
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as err:  # e.g. dtype trouble not caught above
-        first = str(err).strip().splitlines()[0]
+        first = _first_sentence(err)
         raise CLIError(f"weights file {path} does not fit model {name}: {first}") from None
 
 
@@ -590,6 +625,8 @@ def _build_model(name: str, weights: str | None, num_classes: int) -> tuple[nn.M
     from torchvision import models
 
     available = _classification_models()
+    if name not in available and name in models.list_models():
+        raise CLIError(f"{name!r} is not a classification model; explain needs a classifier")
     if name not in available:
         close = difflib.get_close_matches(name, available, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
@@ -630,13 +667,13 @@ def _explain_figure(image: Tensor, saliency: Tensor, title: str) -> Any:
     ax_img, ax_map = fig.subplots(1, 2)
     image_np = image.permute(1, 2, 0).cpu().numpy()
     ax_img.imshow(image_np)
-    ax_img.set_title("input", fontsize=9)
+    ax_img.set_title("input")
     ax_img.axis("off")
     attr = saliency[..., None].cpu().numpy()
     sign = "positive" if bool((saliency > 0).any()) else "absolute_value"
     if not bool(saliency.abs().amax() > 0):
         ax_map.imshow(image_np)
-        ax_map.set_title(f"{title} (map all 0)", fontsize=9)
+        ax_map.set_title(f"{title} (map all 0)")
         ax_map.axis("off")
     else:
         visualization.visualize_image_attr(
@@ -646,7 +683,7 @@ def _explain_figure(image: Tensor, saliency: Tensor, title: str) -> Any:
             sign=sign,
             plt_fig_axis=(fig, ax_map),
             use_pyplot=False,
-            show_colorbar=True,
+            show_colorbar=False,
             title=title,
         )
     return fig
@@ -657,7 +694,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     if args.size < 8:
         raise CLIError(f"--size must be at least 8 pixels, got {args.size}")
-    out = _prepare_out(args.out)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise CLIError(f"--out {args.out} exists and is not a directory")
     image = _load_image(args.image, args.size)
     model, categories = _build_model(args.model, args.weights, args.num_classes)
     wrapped = nn.Sequential(_Normalize(), model).eval()
@@ -665,7 +703,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         with torch.no_grad():
             logits = wrapped(image)
     except RuntimeError as err:  # e.g. an input too small for the architecture
-        first = str(err).strip().splitlines()[0]
+        first = _first_sentence(err)
         raise CLIError(
             f"{args.model} cannot classify a {args.size}x{args.size} image ({first}); "
             "try a larger --size"
@@ -685,6 +723,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     confidence = float(torch.softmax(logits.double(), 1)[0, target])
     label = f" ({categories[target]})" if categories and target < len(categories) else ""
 
+    out = _prepare_out(args.out)
     _say(
         f"explaining class {target}{label} of {args.model} with {args.method} "
         f"({args.budget} forward passes, {args.size}x{args.size} input)"
