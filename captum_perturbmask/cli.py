@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import io
 import math
 import pickle
 import sys
@@ -110,11 +111,35 @@ def _prepare_out(path: str) -> Path:
     return out
 
 
-def _save_figure(fig: Any, path: Path) -> None:
+def _save_figure(fig: Any, path: Path, dpi: int = PNG_DPI) -> None:
+    """Save a figure as an RGB PNG (no alpha channel, zlib-optimised: small files for docs)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    buffer.seek(0)
     try:
-        fig.savefig(path, dpi=PNG_DPI)
+        with Image.open(buffer) as img:
+            img.convert("RGB").save(path, format="PNG", optimize=True)
     except OSError as err:
         raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def _display_maps(maps: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Channel-summed maps for display: above-median part per image, scaled to [0, 1].
+
+    The metrics rank pixels by value, so an offset (RISE's expected-score baseline) or a sign
+    does not matter to them; shifting by the median removes both from the picture as well and
+    shows the upper half of every ranking on the same scale.
+    """
+    shown = {}
+    for name, m in maps.items():
+        flat = m.detach().float().sum(1, keepdim=True) if m.ndim == 4 else m.detach().float()
+        pixels = flat.flatten(-2)
+        mid = pixels.median(dim=-1, keepdim=True).values.unsqueeze(-1)
+        top = pixels.amax(dim=-1, keepdim=True).unsqueeze(-1)
+        shown[name] = ((flat - mid) / (top - mid).clamp_min(1e-12)).clamp_min(0)
+    return shown
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -426,8 +451,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         box_threshold=BOX_THRESHOLD,
     )
     table.to_csv(str(out / "metrics.csv"))
-    fig = plot_maps(table, images, indices=range(min(n_images, 4)))
-    _save_figure(fig, out / "maps.png")
+    fig = plot_maps(_display_maps(table.maps), images, indices=range(min(n_images, 3)))
+    _save_figure(fig, out / "maps.png", dpi=80)
 
     stage(2, f"convergence of PerturbMask vs RISE at budgets {list(budgets)}")
     conv = _convergence(classifier, images, labels, budgets, seeds, batch_size)
@@ -478,7 +503,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"inserted into a blurred image / deleted to zero. IoU: box of the {box_top} saliency vs "
         "the annotated digit box. Pointing: the saliency peak falls in the box. Spearman, "
         f"{top_text} IoU: agreement between runs with different seeds (consistency). Forwards "
-        "and seconds are per image.",
+        "and seconds are per image. In maps.png each map shows its above-median part per "
+        "image, scaled to [0, 1] (the metrics use only the ranking of pixels).",
         "## Convergence (PerturbMask vs RISE)",
         f"Mean over the {n_images} images and seeds {list(seeds)}; ± is the standard error "
         "over seeds (run-to-run noise).",
