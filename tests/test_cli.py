@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +14,6 @@ import torch
 from captum_perturbmask.cli import _fit_mask_to_patch, main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _is_png(path: Path) -> bool:
@@ -203,17 +202,28 @@ def test_usage_errors_exit_2(argv: list[str], capsys) -> None:
     assert "captum-perturbmask" in err and "error:" in err and "Traceback" not in err
 
 
-def test_python_dash_m_help() -> None:
-    path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+def test_python_dash_m_help(tmp_path: Path) -> None:
+    # run outside the source tree, so that the installed package (or PYTHONPATH) is used
     proc = subprocess.run(
         [sys.executable, "-m", "captum_perturbmask", "--help"],
         capture_output=True,
         text=True,
-        env=env,
-        cwd=ROOT,
+        cwd=tmp_path,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: captum-perturbmask")
     assert "demo" in proc.stdout and "explain" in proc.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("captum-perturbmask") is None, reason="console script not installed"
+)
+def test_console_script_version(tmp_path: Path) -> None:
+    from captum_perturbmask import __version__
+
+    exe = shutil.which("captum-perturbmask")
+    assert exe is not None
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"captum-perturbmask {__version__}"
