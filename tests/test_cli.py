@@ -151,6 +151,34 @@ def test_explain_without_weights_warns(files: dict[str, Path], tmp_path: Path, c
     assert "warning: no --weights given" in capsys.readouterr().err
 
 
+def test_explain_default_weights_offline(
+    files: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--weights DEFAULT`` without internet fails in one line; with weights, names the class."""
+    import urllib.error
+
+    import torchvision.models
+
+    real = torchvision.models.get_model
+
+    def no_network(name: str, **kwargs):
+        if kwargs.get("weights") == "DEFAULT":
+            raise urllib.error.URLError("Temporary failure in name resolution")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(torchvision.models, "get_model", no_network)
+    argv = ["explain", str(files["image"]), "--model", "resnet18", "--weights", "DEFAULT"]
+    argv += ["--size", "32", "--budget", "4", "--out", str(tmp_path)]
+    _assert_one_error_line(main(argv), capsys, "cannot fetch the default weights")
+
+    def cached(name: str, **kwargs):  # stands in for weights already in the torch hub cache
+        return real(name, weights=None)
+
+    monkeypatch.setattr(torchvision.models, "get_model", cached)
+    assert main([*argv, "--target", "207"]) == 0
+    assert "target: 207 (golden retriever)" in capsys.readouterr().out
+
+
 ERRORS = {
     "missing image": (["explain", "{root}/nope.png"], "does not exist"),
     "corrupt image": (["explain", "{garbage_png}"], "cannot read image"),
