@@ -249,6 +249,10 @@ def resolve_target(runner: RowForward, inputs: tuple[Tensor, ...]) -> Tensor:
     out = runner.raw(inputs, index)
     if runner.target is None:
         runner.target = out.argmax(1)
+    t = runner.target
+    if isinstance(t, Tensor) and t.numel() == 1 and not t.is_floating_point():
+        # one sync here, so that Captum's target selection never calls .item() in the loop
+        runner.target = int(t.item())
     conf = runner.to_confidence(out)
     p0 = _select_targets(conf, runner._rows_target(index, list(range(runner.batch))))
     if p0.dim() != 1:

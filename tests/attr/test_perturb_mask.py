@@ -334,3 +334,23 @@ def test_cuda_matches_device_and_runs() -> None:
     x = torch.rand(2, 3, 16, 16, device="cuda")
     attr = PerturbMask(model).attribute(x, target=0, seed=0)
     assert attr.is_cuda and attr.shape == x.shape
+
+
+@pytest.mark.parametrize("target", [1, torch.tensor([1]), None])
+def test_no_item_calls_in_the_mask_loop(monkeypatch: pytest.MonkeyPatch, target) -> None:
+    """Host syncs happen once at setup and once at the end, never per iteration."""
+    model = ConvNet().eval()
+    x = torch.rand(1, 3, 8, 8)
+    calls = []
+    real_item = torch.Tensor.item
+
+    def counting_item(self):
+        calls.append(1)
+        return real_item(self)
+
+    monkeypatch.setattr(torch.Tensor, "item", counting_item)
+    PerturbMask(model).attribute(x, target=target, n_iter=6, n_chains=4, seed=0)
+    n6 = len(calls)
+    calls.clear()
+    PerturbMask(model).attribute(x, target=target, n_iter=12, n_chains=4, seed=0)
+    assert len(calls) == n6 <= 2  # independent of the number of iterations
