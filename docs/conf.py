@@ -18,3 +18,4 @@ nitpicky = False
 html_theme = "alabaster"
 exclude_patterns = ["_build"]
 suppress_warnings = ["ref.python"]
+html_static_path = ["_static"]
