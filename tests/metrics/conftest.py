@@ -1,19 +1,7 @@
-"""Device and dtype fixtures for the metric tests (CUDA is added when available)."""
+"""Tolerances for the metric tests (``device`` and ``dtype`` come from ``tests/conftest.py``)."""
 
 import pytest
 import torch
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.fixture(params=DEVICES)
-def device(request: pytest.FixtureRequest) -> torch.device:
-    return torch.device(request.param)
-
-
-@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
-def dtype(request: pytest.FixtureRequest) -> torch.dtype:
-    return request.param
 
 
 @pytest.fixture
