@@ -8,7 +8,7 @@ feed to the model in chunks of at most ``perturbations_per_eval`` rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -138,10 +138,19 @@ def format_baselines(
 def blur(x: Tensor, kernel_size: int = 11, sigma: float = 5.0) -> Tensor:
     """Gaussian blur over the trailing spatial dims of ``(B, C, H, W)`` or ``(B, C, T)``."""
     if x.dim() == 4:
-        return gaussian_blur(x, [kernel_size, kernel_size], [sigma, sigma])
+        kh = _odd_at_most(kernel_size, x.shape[-2])
+        kw = _odd_at_most(kernel_size, x.shape[-1])
+        return gaussian_blur(x, [kw, kh], [sigma, sigma])
     if x.dim() == 3:
-        return gaussian_blur(x.unsqueeze(-2), [kernel_size, 1], [sigma, sigma]).squeeze(-2)
+        k = _odd_at_most(kernel_size, x.shape[-1])
+        return gaussian_blur(x.unsqueeze(-2), [k, 1], [sigma, sigma]).squeeze(-2)
     raise ValueError(f"'blur' baselines need (B, C, H, W) or (B, C, T) inputs, got {x.dim()}-D")
+
+
+def _odd_at_most(kernel_size: int, size: int) -> int:
+    """The blur kernel shrunk to an odd size that fits the reflect padding of ``size``."""
+    limit = size if size % 2 == 1 else size - 1
+    return max(1, min(kernel_size, limit))
 
 
 class RowForward:
@@ -169,6 +178,7 @@ class RowForward:
         self.args = _format_additional_forward_args(additional_forward_args)
         _validate_target(self.batch, target)
         self.target = target
+        self.columns = torch.zeros(self.batch, dtype=torch.long)  # set by resolve_target
 
     def _rows_args(self, index: Tensor) -> tuple[Any, ...]:
         if self.args is None:
@@ -180,14 +190,6 @@ class RowForward:
             else:
                 out.append(a)
         return tuple(out)
-
-    def _rows_target(self, index: Tensor, index_list: Sequence[int]) -> Any:
-        t = self.target
-        if isinstance(t, Tensor) and t.numel() > 1:
-            return t.to(index.device).index_select(0, index)
-        if isinstance(t, list):
-            return [t[i] for i in index_list]
-        return t
 
     def raw(self, rows: tuple[Tensor, ...], index: Tensor) -> Tensor:
         """Model output (N, classes) of ``rows``, validated."""
@@ -210,28 +212,28 @@ class RowForward:
             return torch.sigmoid(out)
         return out
 
-    def __call__(
-        self, rows: tuple[Tensor, ...], index: Tensor, index_list: Sequence[int]
-    ) -> Tensor:
-        conf = self.to_confidence(self.raw(rows, index))
-        return _select_targets(conf, self._rows_target(index, index_list))
+    def _columns(self, index: Tensor) -> Tensor:
+        """Target column of each row, ``(N, 1)`` (resolved once by :func:`resolve_target`)."""
+        return self.columns.index_select(0, index).unsqueeze(1)
+
+    def __call__(self, rows: tuple[Tensor, ...], index: Tensor) -> Tensor:
+        """Confidence of each row in its example's target, ``(N,)``."""
+        return self.to_confidence(self.raw(rows, index)).gather(1, self._columns(index)).squeeze(1)
 
     def confidence_and_log_odds(
-        self, rows: tuple[Tensor, ...], index: Tensor, index_list: Sequence[int]
+        self, rows: tuple[Tensor, ...], index: Tensor
     ) -> tuple[Tensor, Tensor]:
         """Confidence ``p`` and its log-odds ``log p - log(1 - p)``, the latter computed from
         the raw outputs so that it does not saturate where ``p`` rounds to 1."""
         out = self.raw(rows, index)
-        target = self._rows_target(index, index_list)
-        p = _select_targets(self.to_confidence(out), target)
+        col = self._columns(index)
+        p = self.to_confidence(out).gather(1, col).squeeze(1)
         if self.confidence == "softmax":
-            cols = torch.arange(out.shape[1], device=out.device).expand_as(out)
-            col = _select_targets(cols, target).long().reshape(-1, 1)
             z = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
             others = torch.logsumexp(z.scatter(1, col, float("-inf")), 1)
             log_odds = z.gather(1, col).squeeze(1) - others
         elif self.confidence == "sigmoid":
-            log_odds = _select_targets(out, target)
+            log_odds = out.gather(1, col).squeeze(1)
         else:
             q = p.clamp(1e-6, 1 - 1e-6)
             log_odds = torch.log(q) - torch.log1p(-q)
@@ -242,23 +244,27 @@ def resolve_target(runner: RowForward, inputs: tuple[Tensor, ...]) -> Tensor:
     """Validate the target on the clean inputs; return the clean confidence ``(B,)``.
 
     ``target=None`` selects the model's predicted class on the clean input (documented
-    convention of this package; a single-column output uses column 0). The selection goes
-    through Captum's ``_select_targets`` so invalid targets raise what Captum raises.
+    convention of this package). The selection goes through Captum's ``_select_targets`` once,
+    so invalid targets raise what Captum raises; afterwards the target is one column index per
+    example, kept on the device, so the mask loop gathers without any host synchronisation.
     """
     index = torch.arange(runner.batch, device=inputs[0].device)
     out = runner.raw(inputs, index)
-    if runner.target is None:
-        runner.target = out.argmax(1)
-    t = runner.target
-    if isinstance(t, Tensor) and t.numel() == 1 and not t.is_floating_point():
-        # one sync here, so that Captum's target selection never calls .item() in the loop
-        runner.target = int(t.item())
-    conf = runner.to_confidence(out)
-    p0 = _select_targets(conf, runner._rows_target(index, list(range(runner.batch))))
+    if runner.confidence == "softmax" and out.shape[1] == 1:
+        raise ValueError(
+            "`forward_func` returns one column, so a softmax confidence is always 1; use "
+            "confidence='sigmoid' (a logit) or confidence='identity' (a probability)"
+        )
+    target = out.argmax(1) if runner.target is None else runner.target
+    if isinstance(target, Tensor) and target.numel() > 1:
+        target = target.to(out.device)
+    p0 = _select_targets(runner.to_confidence(out), target)
     if p0.dim() != 1:
         raise ValueError(
             f"`target` must select one value per example; selection has shape {tuple(p0.shape)}"
         )
+    cols = torch.arange(out.shape[1], device=out.device).expand_as(out)
+    runner.columns = _select_targets(cols, target).reshape(-1).long()
     return p0
 
 

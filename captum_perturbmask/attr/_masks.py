@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+MAX_FEATURES = 4096  # F x F statistics per input: 64 MiB each in float32
+
 
 def _grid_laplacian(shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> Tensor:
     """Graph Laplacian of the 4-neighbour (2-neighbour in 1-D) grid of ``shape``."""
@@ -140,8 +142,10 @@ class GroupPart:
         pairs = []
         if self.spatial_adjacency:
             for m in self._raw:
-                m = m[example]
-                for d in range(max(0, m.dim() - 2), m.dim()):
+                m = m[example]  # (C, H, W) or (C, T): neighbours along H, W or T, never C
+                if m.dim() < 2:
+                    continue  # tabular (F,): no spatial neighbours
+                for d in range(max(1, m.dim() - 2), m.dim()):
                     if m.shape[d] > 1:
                         a = m.narrow(d, 0, m.shape[d] - 1).reshape(-1)
                         b = m.narrow(d, 1, m.shape[d] - 1).reshape(-1)
@@ -247,6 +251,12 @@ class MaskDesign:
             self.shift_slices.append(slice(s, s + p.n_shift))
             c, f, s = c + p.n_cells, f + p.n_feat, s + p.n_shift
         self.n_cells, self.n_feat, self.n_shift = c, f, s
+        if f > MAX_FEATURES:
+            raise ValueError(
+                f"the mask design has {f} cells/features (> {MAX_FEATURES}); the estimator keeps "
+                "an F x F matrix per input: pass a coarser `feature_mask` (fewer groups) or use "
+                "(B, C, H, W) / (B, C, T) inputs with `grid_size`"
+            )
         self.shift_high = torch.tensor(
             [h for p in self.parts for h in p.shift_high], device=device, dtype=torch.long
         )

@@ -85,42 +85,29 @@ class PerturbMask(PerturbationAttribution):
     (a 2-D grid of cells), time series :math:`(B, C, T)` (a 1-D grid, the poster's open
     question), any other tensor (each element is a cell) and user groupings (``feature_mask``).
 
-    **Algorithm 1, line by line** (default ``variant="adaptive"``):
+    **Algorithm 1, line by line** (default ``variant="adaptive"``; the full table is in the
+    docs, ``docs/algorithm.rst``):
 
-    ============================================  ==============================================
-    Poster                                        Here
-    ============================================  ==============================================
-    Init :math:`M_0 \in \mathbb{R}^{h\times w}`   ``initial_mask``: each of ``n_chains`` chains
-                                                  starts from a random on-set (each cell on with
-                                                  probability ``keep_prob``) or all-ones.
-    ``for i = 1 to N``                            ``n_iter`` iterations; all chains of all inputs
-                                                  advance together, batched.
-    :math:`M \leftarrow` upsample                 the on-set (binary cells of an ``h x w`` grid,
-    :math:`M_{i-1}`                               ``grid_size``) upsampled bilinearly with a
-                                                  random sub-cell shift (as in RISE).
-    :math:`p_i = f(I \odot M)`                    one forward of
-                                                  :math:`I \odot M + b \odot (1 - M)` (``b`` =
-                                                  ``baselines``); ``confidence`` maps the
-                                                  output to :math:`[0, 1]` (softmax default).
-    :math:`\Delta p = |p_i - p_{i-1}|`            used by ``variant="literal"`` only: crediting
-                                                  :math:`\Delta p` rewards cells present when
-                                                  confidence *changes* and is no better than a
-                                                  random map (see docs).
-    :math:`\Lambda_1, \Lambda_2,                  :func:`chain_step`: ``n1 * p_i`` (fraction of
-    \Lambda_{on}, \Lambda_{off}`                  the grid) cells of :math:`\Lambda_{on}` plus
-                                                  ``n2 * (1 - p_i)`` cells of
-                                                  :math:`\Lambda_{off}` form the next on-set.
-    :math:`M_i(\lambda) \leftarrow \ldots`,       the confidence :math:`p_i` is credited to the
-    :math:`M_i(\lambda) \leftarrow 0`             mask that was evaluated: the ``estimator``
-                                                  receives (mask features, :math:`p_i`) for
-                                                  every evaluated mask.
-    :math:`V = \sum \lVert\nabla M\rVert^2`,      the total-variation term is the smoothness
-    :math:`M_i \leftarrow M_i + \eta V M_{i-1}`   prior :math:`\eta\, s^\top L s` of the default
-                                                  :class:`RegressionEstimator`
-                                                  (:math:`s^\top L s = V(s)` on the cell grid).
-    ``return M``                                  the estimator's map, upsampled to the input
-                                                  shape and repeated over channels.
-    ============================================  ==============================================
+    * Init :math:`M_0`: each of ``n_chains`` chains starts from a random on-set (each cell on
+      with probability ``keep_prob``; ``initial_mask="ones"`` keeps all).
+    * ``for i = 1 to N``: ``n_iter`` iterations; all chains of all inputs advance together.
+    * :math:`M \leftarrow` upsample :math:`M_{i-1}`: the binary on-set of an ``h x w`` grid
+      (``grid_size``) upsampled bilinearly with a random sub-cell shift (as in RISE).
+    * :math:`p_i = f(I \odot M)`: one batched forward of :math:`I \odot M + b \odot (1 - M)`
+      (``b`` = ``baselines``); ``confidence`` maps the output to :math:`[0, 1]` (softmax by
+      default) and the target's log-odds come from the raw logits, so they never saturate.
+    * :math:`\Delta p = |p_i - p_{i-1}|`: used by ``variant="literal"`` only; crediting it
+      rewards cells present when the confidence *changes* and is no better than a random map.
+    * :math:`\Lambda_1, \Lambda_2, \Lambda_{on}, \Lambda_{off}`: :func:`chain_step` draws
+      ``n1 * p_i`` (fraction of the grid) cells of :math:`\Lambda_{on}` and ``n2 * (1 - p_i)``
+      cells of :math:`\Lambda_{off}` for the next on-set.
+    * :math:`M_i(\lambda) \leftarrow M_{i-1}(\lambda)\Delta p` / :math:`0`: the confidence
+      :math:`p_i` is credited to the mask that was evaluated: the ``estimator`` receives the
+      features of every evaluated mask with its :math:`p_i`.
+    * :math:`V` and :math:`M_i \leftarrow M_i + \eta V M_{i-1}`: the total variation is the
+      smoothness prior :math:`\eta\, s^\top L s` of the default :class:`RegressionEstimator`
+      (:math:`s^\top L s = V(s)` on the feature grid).
+    * ``return M``: the estimator's map, upsampled to the input shape, repeated over channels.
 
     ``variant="literal"`` runs the text as written (:math:`M_i = M_{i-1}\Delta p` on
     :math:`\Lambda_{on}`, 0 on :math:`\Lambda_{off}`, :math:`M_i \mathrel{+}= \eta V M_{i-1}` with
@@ -240,6 +227,11 @@ class PerturbMask(PerturbationAttribution):
             raise ValueError(f"`variant` must be one of {VARIANTS}, got {variant!r}")
         if initial_mask not in INITIAL_MASKS:
             raise ValueError(f"`initial_mask` must be one of {INITIAL_MASKS}, got {initial_mask!r}")
+        if eta is not None and not isinstance(estimator, str) and variant == "adaptive":
+            warnings.warn(
+                "`eta` is ignored when `estimator` is an object: set it on the estimator",
+                stacklevel=2,
+            )
         if eta is None:
             eta = 0.05 if variant == "literal" else 3.0
         eta = check_fraction("eta", eta, 0.0, float("inf"))
@@ -274,7 +266,6 @@ class PerturbMask(PerturbationAttribution):
         batch, k = x0.shape[0], design.n_cells
         rows = batch * n_chains
         index = torch.arange(rows, device=device) // n_chains
-        index_list = [r // n_chains for r in range(rows)]
         spans = chunks(rows, perturbations_per_eval)
         gen = make_generator(seed, device)
 
@@ -315,9 +306,7 @@ class PerturbMask(PerturbationAttribution):
                 perturbed = tuple(
                     _mix(x, b, m, idx) for x, b, m in zip(inputs_t, bases, masks, strict=True)
                 )
-                conf[s:e], lodds[s:e] = runner.confidence_and_log_odds(
-                    perturbed, idx, index_list[s:e]
-                )
+                conf[s:e], lodds[s:e] = runner.confidence_and_log_odds(perturbed, idx)
                 bar.update()
             p = conf.reshape(batch, n_chains)
             new_on = chain_step(on, p, keys, n1, n2)

@@ -154,7 +154,7 @@ class RISE(PerturbationAttribution):
                     _mix(x, base, m.index_select(0, midx), idx)
                     for x, base, m in zip(inputs_t, bases, masks, strict=True)
                 )
-                conf[a:b] = runner(perturbed, idx, [i % batch for i in range(a, b)]).to(dtype)
+                conf[a:b] = runner(perturbed, idx).to(dtype)
                 bar.update()
             w = conf.reshape(nb, batch)
             for t, m in enumerate(masks):
