@@ -224,8 +224,9 @@ def default_methods(
     feature_mask = (rows[:, None] * grid + cols[None, :]).expand(1, channels, height, width)
 
     def lime(x: Tensor, target: TargetType, seed: int) -> Tensor:
-        torch.manual_seed(seed)
-        with warnings.catch_warnings():  # "multiple inputs" advice: one model per input is intended
+        with _private_global_rng(x.device), warnings.catch_warnings():
+            torch.manual_seed(seed)  # captum's Lime samples from the global RNG
+            # "multiple inputs" advice: one model per input is intended
             warnings.simplefilter("ignore", UserWarning)
             return Lime(model).attribute(
                 x,
@@ -331,6 +332,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _private_global_rng(device: torch.device) -> Any:
+    """Fork the global RNG (CPU, and ``device`` when CUDA) and restore it on exit."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def compare(
     methods: Mapping[str, Any] | None = None,
     *,
@@ -351,8 +357,9 @@ def compare(
 ) -> ComparisonTable:
     """Run saliency methods on one batch and tabulate quality, stability and cost.
 
-    Each method runs once per seed (``torch.manual_seed(seed)`` is set first, and the seed
-    is passed on). A method whose first two runs are identical is deterministic: it is not
+    Each method runs once per seed (``torch.manual_seed(seed)`` is set first inside a fork of
+    the global RNG, which is restored afterwards, and the seed is passed on). A method whose
+    first two runs are identical is deterministic: it is not
     run again and has no consistency score. Metrics are averaged over inputs and runs:
     insertion / deletion AUC (blurred start, zero baseline, softmax of ``target``), box IoU
     of :func:`~captum_perturbmask.metrics.saliency_box` (``box_threshold``, ``box_mode``)
@@ -436,10 +443,11 @@ def compare(
             seconds = 0.0
             counter.rows = 0
             for i, seed in enumerate(seeds):
-                torch.manual_seed(seed)
                 _sync(inputs.device)
                 start = time.perf_counter()
-                attributions = fn(inputs, target, seed)
+                with _private_global_rng(inputs.device):  # restored afterwards
+                    torch.manual_seed(seed)
+                    attributions = fn(inputs, target, seed)
                 _sync(inputs.device)
                 seconds += time.perf_counter() - start
                 maps.append(_fit_to_inputs(name, attributions, inputs))

@@ -197,6 +197,8 @@ def _perturbation_curves(
     thresholds = counts.reshape(-1, *([1] * len(spatial)))
 
     target = _check_target(target, batch)
+    if isinstance(target, Tensor):
+        target = target.to(inputs.device)  # the model's outputs live there
     args = _format_additional_forward_args(additional_forward_args) or ()
     for i, arg in enumerate(args):
         if isinstance(arg, Tensor) and arg.ndim >= 1 and arg.shape[0] != batch:
@@ -502,5 +504,6 @@ def insertion_deletion(
 
 
 for _fn in (deletion_auc, insertion_auc, insertion_deletion):
-    _fn.__doc__ = _fn.__doc__.replace("{shared}", _SHARED_DOC)
+    if _fn.__doc__:  # None under python -OO
+        _fn.__doc__ = _fn.__doc__.replace("{shared}", _SHARED_DOC)
 del _fn
