@@ -35,9 +35,10 @@ from captum_perturbmask import RISE, PerturbMask  # noqa: E402
 from captum_perturbmask.data import load_default_classifier, make_digits_clutter  # noqa: E402
 
 
-def methods(model, layer, budget: int, ppe: int):
+def methods(model, layer, budget: int, ppe: int, eta: float | None = None):
     """name -> (fn(x, target, seed), forwards per input, stochastic)."""
     pm, rise = PerturbMask(model), RISE(model)
+    pm_kw = {} if eta is None else {"eta": eta}
 
     def gradcam(x, t, s):
         a = LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=True)
@@ -57,7 +58,7 @@ def methods(model, layer, budget: int, ppe: int):
 
     out = {
         f"PerturbMask ({budget})": (
-            lambda x, t, s: pm.attribute(x, target=t, seed=s, perturbations_per_eval=ppe),
+            lambda x, t, s: pm.attribute(x, target=t, seed=s, perturbations_per_eval=ppe, **pm_kw),
             budget + 1,
             True,
         ),
@@ -93,7 +94,9 @@ def methods(model, layer, budget: int, ppe: int):
 
 def evaluate_bed(model, layer, x, y, boxes, args, results):
     """Append per-image scores of every method on one bed to ``results[method]``."""
-    meths = methods(model, layer, args.budget, args.ppe)
+    meths = methods(model, layer, args.budget, args.ppe, args.eta)
+    if args.only:
+        meths = {k: v for k, v in meths.items() if k in args.only}
     for mname, (fn, forwards, stochastic) in meths.items():
         t0 = time.perf_counter()
         maps0 = torch.cat(
@@ -166,6 +169,9 @@ def main() -> None:
     ap.add_argument("--planted-models", type=int, default=6)
     ap.add_argument("--planted-images", type=int, default=5)
     ap.add_argument("--skip-digits", action="store_true")
+    ap.add_argument("--skip-planted", action="store_true")
+    ap.add_argument("--only", nargs="+", help="run only these method names")
+    ap.add_argument("--eta", type=float, default=None, help="PerturbMask's eta (default: its own)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "quality.md"))
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -184,18 +190,22 @@ def main() -> None:
             model, model.gradcam_layer, data.images, data.labels, data.boxes, args, results
         )
         report("digits-in-clutter, shipped CNN", args.n_images, results, args, lines)
+    if args.skip_planted:
+        beds = []
+    else:
+        beds = planted_bed(args.planted_models, args.planted_images)
     results = {}
-    beds = planted_bed(args.planted_models, args.planted_images)
     for model, x, y, boxes in beds:
         evaluate_bed(model, model.evidence, x, y, boxes, args, results)
-    report(
-        f"planted-evidence models ({args.planted_models} models, logit strength 2/4/8, "
-        "16x16 box off the mask grid)",
-        args.planted_models * args.planted_images,
-        results,
-        args,
-        lines,
-    )
+    if beds:
+        report(
+            f"planted-evidence models ({args.planted_models} models, logit strength 2/4/8, "
+            "16x16 box off the mask grid)",
+            args.planted_models * args.planted_images,
+            results,
+            args,
+            lines,
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
