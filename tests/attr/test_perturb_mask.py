@@ -380,4 +380,7 @@ def test_too_many_features_is_a_clear_error() -> None:
 def test_custom_estimator_with_eta_warns() -> None:
     model, x = _planted(9)
     with pytest.warns(UserWarning, match="eta"):
-        PerturbMask(model).attribute(x, target=0, estimator=AverageEstimator(), eta=1.0, **FAST)
+        attr = PerturbMask(model).attribute(
+            x, target=0, estimator=AverageEstimator(), eta=1.0, **FAST
+        )
+    assert attr.shape == x.shape

@@ -15,24 +15,24 @@ from captum_perturbmask.data import (
 
 
 @pytest.fixture(scope="module")
-def test_set() -> DigitsClutter:
+def held_out() -> DigitsClutter:
     return make_digits_clutter("test", seed=0)
 
 
-def test_shapes_dtypes_ranges(test_set: DigitsClutter) -> None:
-    n = len(test_set)
+def test_shapes_dtypes_ranges(held_out: DigitsClutter) -> None:
+    n = len(held_out)
     assert n == len(digit_split_indices("test")) == 540
-    assert test_set.images.shape == (n, 3, 64, 64) and test_set.images.dtype == torch.float32
-    assert test_set.labels.shape == (n,) and test_set.labels.dtype == torch.int64
-    assert test_set.boxes.shape == (n, 4) and test_set.boxes.dtype == torch.float32
-    assert test_set.patch_boxes.shape == (n, 4) and test_set.patch_boxes.dtype == torch.float32
-    assert test_set.masks.shape == (n, 64, 64) and test_set.masks.dtype == torch.bool
-    assert float(test_set.images.min()) >= 0.0 and float(test_set.images.max()) <= 1.0
-    assert set(test_set.labels.tolist()) == set(range(10))
-    img, label, box = test_set[3]
+    assert held_out.images.shape == (n, 3, 64, 64) and held_out.images.dtype == torch.float32
+    assert held_out.labels.shape == (n,) and held_out.labels.dtype == torch.int64
+    assert held_out.boxes.shape == (n, 4) and held_out.boxes.dtype == torch.float32
+    assert held_out.patch_boxes.shape == (n, 4) and held_out.patch_boxes.dtype == torch.float32
+    assert held_out.masks.shape == (n, 64, 64) and held_out.masks.dtype == torch.bool
+    assert float(held_out.images.min()) >= 0.0 and float(held_out.images.max()) <= 1.0
+    assert set(held_out.labels.tolist()) == set(range(10))
+    img, label, box = held_out[3]
     assert img.shape == (3, 64, 64) and label.shape == () and box.shape == (4,)
     # One image per held-out digit by default.
-    assert sorted(test_set.digit_index.tolist()) == sorted(digit_split_indices("test").tolist())
+    assert sorted(held_out.digit_index.tolist()) == sorted(digit_split_indices("test").tolist())
 
 
 def test_determinism() -> None:
@@ -57,8 +57,8 @@ def test_split_disjoint_and_cycled() -> None:
     assert not set(ds.digit_index.tolist()) & set(test.tolist())
 
 
-def test_boxes_tight_around_ink(test_set: DigitsClutter) -> None:
-    m = test_set.masks
+def test_boxes_tight_around_ink(held_out: DigitsClutter) -> None:
+    m = held_out.masks
     rows, cols = m.any(dim=2), m.any(dim=1)  # (N, 64)
     ar = torch.arange(64)
     y1 = torch.where(rows, ar, 64).min(1).values
@@ -66,36 +66,36 @@ def test_boxes_tight_around_ink(test_set: DigitsClutter) -> None:
     x1 = torch.where(cols, ar, 64).min(1).values
     x2 = torch.where(cols, ar, -1).max(1).values + 1
     expected = torch.stack([x1, y1, x2, y2], 1).float()
-    assert torch.equal(test_set.boxes, expected)
-    w = test_set.boxes[:, 2] - test_set.boxes[:, 0]
-    h = test_set.boxes[:, 3] - test_set.boxes[:, 1]
+    assert torch.equal(held_out.boxes, expected)
+    w = held_out.boxes[:, 2] - held_out.boxes[:, 0]
+    h = held_out.boxes[:, 3] - held_out.boxes[:, 1]
     assert bool((w >= 1).all() and (w <= 24).all() and (h >= 1).all() and (h <= 24).all())
 
 
-def test_ink_is_the_source_digit(test_set: DigitsClutter) -> None:
+def test_ink_is_the_source_digit(held_out: DigitsClutter) -> None:
     """The ink mask inside each box is the upscaled source digit, thresholded (independent)."""
     src = torch.from_numpy(load_digits().images / 16.0).float()
     up = F.interpolate(src[:, None], size=(24, 24), mode="bilinear", align_corners=False)[:, 0]
-    for i in range(0, len(test_set), 37):
-        ink = up[test_set.digit_index[i]] >= 0.2
+    for i in range(0, len(held_out), 37):
+        ink = up[held_out.digit_index[i]] >= 0.2
         r = torch.nonzero(ink.any(1)).flatten()
         c = torch.nonzero(ink.any(0)).flatten()
         tight = ink[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
-        x1, y1, x2, y2 = test_set.boxes[i].long().tolist()
-        assert torch.equal(test_set.masks[i, y1:y2, x1:x2], tight)
-        assert int(test_set.labels[i]) == int(load_digits().target[test_set.digit_index[i]])
+        x1, y1, x2, y2 = held_out.boxes[i].long().tolist()
+        assert torch.equal(held_out.masks[i, y1:y2, x1:x2], tight)
+        assert int(held_out.labels[i]) == int(load_digits().target[held_out.digit_index[i]])
 
 
-def test_ink_is_visible(test_set: DigitsClutter) -> None:
+def test_ink_is_visible(held_out: DigitsClutter) -> None:
     """Ink pixels are brighter than the background around them (max over channels)."""
-    bright = test_set.images.max(dim=1).values  # (N, 64, 64)
-    inside = (bright * test_set.masks).sum((1, 2)) / test_set.masks.sum((1, 2))
-    outside = (bright * ~test_set.masks).sum((1, 2)) / (~test_set.masks).sum((1, 2))
+    bright = held_out.images.max(dim=1).values  # (N, 64, 64)
+    inside = (bright * held_out.masks).sum((1, 2)) / held_out.masks.sum((1, 2))
+    outside = (bright * ~held_out.masks).sum((1, 2)) / (~held_out.masks).sum((1, 2))
     assert bool((inside > outside + 0.1).all())
 
 
-def test_patch_boxes(test_set: DigitsClutter) -> None:
-    pb, b = test_set.patch_boxes, test_set.boxes
+def test_patch_boxes(held_out: DigitsClutter) -> None:
+    pb, b = held_out.patch_boxes, held_out.boxes
     assert torch.equal(pb, pb.round())
     assert bool((pb[:, 2] - pb[:, 0] == 32).all() and (pb[:, 3] - pb[:, 1] == 32).all())
     assert bool((pb[:, :2] >= 0).all() and (pb[:, 2:] <= 64).all())
@@ -104,19 +104,19 @@ def test_patch_boxes(test_set: DigitsClutter) -> None:
     off = ((pb[:, :2] + pb[:, 2:]) / 2 - (b[:, :2] + b[:, 2:]) / 2).abs()
     clamped = (pb[:, :2] == 0) | (pb[:, 2:] == 64)
     assert bool((off[~clamped] <= 0.5).all())
-    patches = test_set.patches()
-    assert patches.shape == (len(test_set), 3, 32, 32)
-    pasted = paste_patches(test_set.images, patches, test_set.patch_boxes)
-    assert torch.equal(pasted, test_set.images)
+    patches = held_out.patches()
+    assert patches.shape == (len(held_out), 3, 32, 32)
+    pasted = paste_patches(held_out.images, patches, held_out.patch_boxes)
+    assert torch.equal(pasted, held_out.images)
     x1, y1 = int(pb[0, 0]), int(pb[0, 1])
-    assert torch.equal(patches[0], test_set.images[0, :, y1 : y1 + 32, x1 : x1 + 32])
+    assert torch.equal(patches[0], held_out.images[0, :, y1 : y1 + 32, x1 : x1 + 32])
 
 
-def test_paste_patches_bad_shapes(test_set: DigitsClutter) -> None:
+def test_paste_patches_bad_shapes(held_out: DigitsClutter) -> None:
     with pytest.raises(ValueError, match="patches"):
-        paste_patches(test_set.images[:2], torch.zeros(2, 3, 16, 16), test_set.patch_boxes[:2])
+        paste_patches(held_out.images[:2], torch.zeros(2, 3, 16, 16), held_out.patch_boxes[:2])
     with pytest.raises(ValueError, match="patch_boxes"):
-        paste_patches(test_set.images[:2], torch.zeros(2, 3, 32, 32), test_set.patch_boxes[:3])
+        paste_patches(held_out.images[:2], torch.zeros(2, 3, 32, 32), held_out.patch_boxes[:3])
 
 
 def test_bad_args() -> None:
