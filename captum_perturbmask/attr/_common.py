@@ -14,7 +14,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms.functional import gaussian_blur
 
 from captum_perturbmask._captum_compat import (
     _format_additional_forward_args,
@@ -22,26 +21,9 @@ from captum_perturbmask._captum_compat import (
     _select_targets,
     _validate_target,
 )
+from captum_perturbmask._checks import blur
 
 CONFIDENCES = ("softmax", "sigmoid", "identity")
-
-
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Validate an integer knob (``bool`` is rejected although it is an ``int``)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
-    return value
-
-
-def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
-    """Validate a float knob in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a float, got {type(value).__name__}")
-    if not (low <= float(value) <= high):
-        raise ValueError(f"`{name}` must be in [{low}, {high}], got {value}")
-    return float(value)
 
 
 def check_inputs(inputs: tuple[Tensor, ...]) -> None:
@@ -83,24 +65,13 @@ def format_baselines(
     string ``"blur"`` (a Gaussian blur of the input, the insertion metric's substrate), or a
     tuple of those, one per input tensor.
     """
-    if isinstance(baselines, str) or (
-        isinstance(baselines, tuple) and any(isinstance(b, str) for b in baselines)
-    ):
-        names = baselines if isinstance(baselines, tuple) else (baselines,) * len(inputs)
-        if len(names) != len(inputs):
-            raise ValueError(
-                f"`baselines` must have one entry per input tensor ({len(inputs)}), "
-                f"got {len(names)}"
-            )
-        out = []
-        for i, (b, x) in enumerate(zip(names, inputs, strict=True)):
-            if isinstance(b, str):
-                if b != "blur":
-                    raise ValueError(f"`baselines[{i}]` string must be 'blur', got {b!r}")
-                out.append(blur(x, blur_kernel_size, blur_sigma))
-            else:
-                out.extend(format_baselines((b,), (x,)))
-        return tuple(out)
+    if isinstance(baselines, str):
+        baselines = (baselines,) * len(inputs)
+    if isinstance(baselines, tuple):  # "blur" entries become tensors; lengths checked below
+        baselines = tuple(
+            _named_baseline(b, inputs[i], i, blur_kernel_size, blur_sigma) if i < len(inputs) else b
+            for i, b in enumerate(baselines)
+        )
     formatted = _format_baseline(baselines, inputs)
     if len(formatted) != len(inputs):
         raise ValueError(
@@ -135,22 +106,17 @@ def format_baselines(
     return tuple(out)
 
 
-def blur(x: Tensor, kernel_size: int = 11, sigma: float = 5.0) -> Tensor:
-    """Gaussian blur over the trailing spatial dims of ``(B, C, H, W)`` or ``(B, C, T)``."""
-    if x.dim() == 4:
-        kh = _odd_at_most(kernel_size, x.shape[-2])
-        kw = _odd_at_most(kernel_size, x.shape[-1])
-        return gaussian_blur(x, [kw, kh], [sigma, sigma])
-    if x.dim() == 3:
-        k = _odd_at_most(kernel_size, x.shape[-1])
-        return gaussian_blur(x.unsqueeze(-2), [k, 1], [sigma, sigma]).squeeze(-2)
-    raise ValueError(f"'blur' baselines need (B, C, H, W) or (B, C, T) inputs, got {x.dim()}-D")
-
-
-def _odd_at_most(kernel_size: int, size: int) -> int:
-    """The blur kernel shrunk to an odd size that fits the reflect padding of ``size``."""
-    limit = size if size % 2 == 1 else size - 1
-    return max(1, min(kernel_size, limit))
+def _named_baseline(b: Any, x: Tensor, i: int, kernel_size: int, sigma: float) -> Any:
+    """A string baseline (only ``"blur"``) as a tensor; anything else unchanged."""
+    if not isinstance(b, str):
+        return b
+    if b != "blur":
+        raise ValueError(f"`baselines[{i}]` string must be 'blur', got {b!r}")
+    if x.dim() not in (3, 4):
+        raise ValueError(
+            f"'blur' baselines need (B, C, H, W) or (B, C, T) inputs, got {x.dim()}-D inputs[{i}]"
+        )
+    return blur(x, kernel_size, sigma)
 
 
 class RowForward:

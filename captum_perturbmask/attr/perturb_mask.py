@@ -18,11 +18,10 @@ from captum_perturbmask._captum_compat import (
     _is_tuple,
     progress,
 )
+from captum_perturbmask._checks import check_fraction, check_int
 from captum_perturbmask.attr._common import (
     RowForward,
-    check_fraction,
     check_inputs,
-    check_int,
     chunks,
     format_baselines,
     make_generator,
@@ -40,7 +39,7 @@ def _as_size(name: str, value: int | Sequence[int]) -> tuple[int, ...]:
     if not vals or len(vals) > 2:
         raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}")
     for v in vals:
-        check_int(name, v, 1)
+        check_int(v, name)
     return vals
 
 
@@ -215,14 +214,14 @@ class PerturbMask(PerturbationAttribution):
         is_tuple = _is_tuple(inputs)
         inputs_t = _format_tensor_into_tuples(inputs)
         check_inputs(inputs_t)
-        check_int("n_iter", n_iter)
-        check_int("n_chains", n_chains)
-        check_int("perturbations_per_eval", perturbations_per_eval)
+        check_int(n_iter, "n_iter")
+        check_int(n_chains, "n_chains")
+        check_int(perturbations_per_eval, "perturbations_per_eval")
         grid = _as_size("grid_size", grid_size)
         fine = None if fine_grid_size is None else _as_size("fine_grid_size", fine_grid_size)
-        n1 = check_fraction("n1", n1)
-        n2 = check_fraction("n2", n2)
-        keep_prob = check_fraction("keep_prob", keep_prob)
+        n1 = check_fraction(n1, "n1")
+        n2 = check_fraction(n2, "n2")
+        keep_prob = check_fraction(keep_prob, "keep_prob")
         if variant not in VARIANTS:
             raise ValueError(f"`variant` must be one of {VARIANTS}, got {variant!r}")
         if initial_mask not in INITIAL_MASKS:
@@ -234,7 +233,7 @@ class PerturbMask(PerturbationAttribution):
             )
         if eta is None:
             eta = 0.05 if variant == "literal" else 3.0
-        eta = check_fraction("eta", eta, 0.0, float("inf"))
+        eta = check_fraction(eta, "eta", 0.0, float("inf"))
         est = self._make_estimator(estimator, eta)
         if _stochastic_in_training(self.forward_func):
             warnings.warn(

@@ -17,11 +17,10 @@ from captum_perturbmask._captum_compat import (
     _is_tuple,
     progress,
 )
+from captum_perturbmask._checks import check_fraction, check_int
 from captum_perturbmask.attr._common import (
     RowForward,
-    check_fraction,
     check_inputs,
-    check_int,
     chunks,
     format_baselines,
     make_generator,
@@ -112,12 +111,10 @@ class RISE(PerturbationAttribution):
                     f"RISE needs `inputs[{i}]` of shape (B, C, H, W) or (B, C, T), "
                     f"got {tuple(x.shape)}"
                 )
-        check_int("n_masks", n_masks)
-        check_int("perturbations_per_eval", perturbations_per_eval)
+        check_int(n_masks, "n_masks")
+        check_int(perturbations_per_eval, "perturbations_per_eval")
         grid = _as_size("grid_size", grid_size)
-        keep_prob = check_fraction("keep_prob", keep_prob)
-        if keep_prob == 0.0:
-            raise ValueError("`keep_prob` must be > 0")
+        keep_prob = check_fraction(keep_prob, "keep_prob", low_open=True)
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"`normalize` must be one of {NORMALIZATIONS}, got {normalize!r}")
 

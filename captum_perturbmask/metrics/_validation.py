@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import torch
 from torch import Tensor
+
+from captum_perturbmask._checks import check_fraction, check_int
+
+__all__ = ["check_fraction", "check_int"]  # re-exported for the metric modules
 
 #: Seed of the fixed pseudo-random permutation that breaks saliency ties when no
 #: ``generator`` is given. Ties are broken in a position-independent but deterministic way,
@@ -36,29 +37,6 @@ def check_finite(x: Tensor, name: str) -> None:
     """Raise ``ValueError`` if ``x`` holds NaN or infinity (one host sync)."""
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"`{name}` must be finite, but it contains NaN or infinite values.")
-
-
-def check_int(x: object, name: str, minimum: int = 1) -> int:
-    """Return ``x`` as ``int`` if it is an integer ``>= minimum``, else raise."""
-    if isinstance(x, bool) or not isinstance(x, int):
-        raise TypeError(f"`{name}` must be an int, got {type(x).__name__}.")
-    if x < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {x}.")
-    return int(x)
-
-
-def check_fraction(
-    x: object, name: str, low: float = 0.0, high: float = 1.0, low_open: bool = False
-) -> float:
-    """Return ``x`` as ``float`` if it is a real number in ``[low, high]`` (or ``(low, high]``)."""
-    if isinstance(x, bool) or not isinstance(x, Real):
-        raise TypeError(f"`{name}` must be a float, got {type(x).__name__}.")
-    x = float(x)
-    bad_low = x <= low if low_open else x < low
-    if bad_low or x > high or math.isnan(x):
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"`{name}` must be in {interval}, got {x}.")
-    return x
 
 
 def aggregate_saliency(attributions: object, input_shape: torch.Size | None, name: str) -> Tensor:

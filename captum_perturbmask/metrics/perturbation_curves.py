@@ -13,7 +13,6 @@ from numbers import Real
 from typing import Any, NamedTuple
 
 import torch
-import torchvision.transforms.functional as TF
 from torch import Tensor
 
 from captum_perturbmask._captum_compat import (
@@ -21,6 +20,7 @@ from captum_perturbmask._captum_compat import (
     _format_additional_forward_args,
     _select_targets,
 )
+from captum_perturbmask._checks import blur
 from captum_perturbmask.metrics._validation import (
     aggregate_saliency,
     check_finite,
@@ -84,25 +84,6 @@ def _reference(value: object, inputs: Tensor, name: str) -> Tensor:
     value = value.to(device=inputs.device, dtype=inputs.dtype)
     check_finite(value, name)
     return value.expand_as(inputs)
-
-
-def _blur(inputs: Tensor, kernel_size: object, sigma: object) -> Tensor:
-    """Gaussian blur of images (2-D) or series (1-D along time), reflect padding."""
-    kernel_size = check_int(kernel_size, "blur_kernel_size")
-    if kernel_size % 2 == 0:
-        raise ValueError(f"`blur_kernel_size` must be odd, got {kernel_size}.")
-    if isinstance(sigma, bool) or not isinstance(sigma, Real):
-        raise TypeError(f"`blur_sigma` must be a float, got {type(sigma).__name__}.")
-    if not float(sigma) > 0 or not math.isfinite(float(sigma)):
-        raise ValueError(f"`blur_sigma` must be a positive finite float, got {sigma}.")
-    sigma = float(sigma)
-    # Reflect padding needs pad < size: shrink the kernel on tiny inputs.
-    largest = 2 * min(inputs.shape[2:]) - 1
-    kernel_size = min(kernel_size, largest)
-    if inputs.ndim == 4:
-        return TF.gaussian_blur(inputs, [kernel_size, kernel_size], [sigma, sigma])
-    blurred = TF.gaussian_blur(inputs.unsqueeze(2), [kernel_size, 1], [sigma, sigma])
-    return blurred.squeeze(2)
 
 
 def _pixel_counts(
@@ -402,7 +383,7 @@ def insertion_auc(
     inputs = _check_inputs(inputs)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     if substrate is None:
-        starts = _blur(inputs, blur_kernel_size, blur_sigma)
+        starts = blur(inputs, blur_kernel_size, blur_sigma)
     else:
         starts = _reference(substrate, inputs, "substrate")
     auc, curves, _ = _perturbation_curves(
@@ -477,7 +458,7 @@ def insertion_deletion(
     reference = torch.zeros_like(inputs) if baselines is None else baselines
     deleted = _reference(reference, inputs, "baselines")
     if substrate is None:
-        start = _blur(inputs, blur_kernel_size, blur_sigma)
+        start = blur(inputs, blur_kernel_size, blur_sigma)
     else:
         start = _reference(substrate, inputs, "substrate")
     auc, curves, fractions = _perturbation_curves(
