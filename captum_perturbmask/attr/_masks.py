@@ -50,6 +50,35 @@ def _laplacian_from_pairs(
     return torch.diag(adj.sum(1)) - adj
 
 
+#: Default grid of a series: one cell per ``SERIES_STEPS_PER_CELL`` steps, clamped to
+#: ``SERIES_GRID_RANGE`` cells.
+SERIES_STEPS_PER_CELL = 8
+SERIES_GRID_RANGE = (8, 32)
+
+
+def default_grid(spatial: Sequence[int], image_grid: int = 8) -> tuple[int, ...]:
+    """The default low-resolution grid of an input's spatial dims.
+
+    * images :math:`(H, W)`: ``image_grid`` cells per side (8 for PerturbMask, 7 for RISE);
+    * series :math:`(T,)`: ``ceil(T / 8)`` cells, at least 8 and at most 32 — cells of about 8
+      steps on short series (50-250 steps), at most 32 cells on long ones, so the map resolves
+      motifs at any length.
+
+    Example:
+        >>> default_grid((64, 64)), default_grid((150,)), default_grid((40,)), default_grid((10000,))
+        ((8, 8), (19,), (8,), (32,))
+    """
+    if len(spatial) == 2:
+        return (image_grid, image_grid)
+    lo, hi = SERIES_GRID_RANGE
+    return (min(hi, max(lo, math.ceil(spatial[0] / SERIES_STEPS_PER_CELL))),)
+
+
+def _per_dim(size: Sequence[int], nd: int) -> tuple[int, ...]:
+    """A 1- or 2-element size for ``nd`` spatial dims (the last ``nd`` entries, or repeated)."""
+    return tuple(size[-nd:]) if len(size) >= nd else (size[0],) * nd
+
+
 class GridPart:
     """A low-resolution grid over the trailing 1 or 2 dims of one input tensor."""
 
@@ -78,10 +107,10 @@ class GridPart:
         self.device, self.dtype = device, dtype
         self._ar = [torch.arange(s, device=device) for s in self.spatial]
 
-    def laplacian(self) -> Tensor:
+    def laplacian(self, examples: slice | None = None) -> Tensor:
         return _grid_laplacian(self.fine, self.device, self.dtype)
 
-    def cell_laplacian(self) -> Tensor:
+    def cell_laplacian(self, examples: slice | None = None) -> Tensor:
         return _grid_laplacian(self.grid, self.device, self.dtype)
 
     def render(self, cells: Tensor, shifts: Tensor | None) -> Tensor:
@@ -152,12 +181,14 @@ class GroupPart:
                         pairs.append(torch.stack([a, b]))
         return _laplacian_from_pairs(pairs, self.n_cells, self.device, self.dtype)
 
-    def laplacian(self) -> Tensor:
+    def laplacian(self, examples: slice | None = None) -> Tensor:
         if not self.per_example:
             return self._laplacian_of(0)
-        return torch.stack([self._laplacian_of(i) for i in range(self._raw[0].shape[0])])
+        rows = range(self._raw[0].shape[0])[examples or slice(None)]
+        return torch.stack([self._laplacian_of(i) for i in rows])
 
-    cell_laplacian = laplacian
+    def cell_laplacian(self, examples: slice | None = None) -> Tensor:
+        return self.laplacian(examples)
 
     def render(self, cells: Tensor, index: Tensor) -> list[Tensor]:
         """``(R, K)`` cells -> one ``(R, *shape_t)`` mask per covered tensor."""
@@ -184,39 +215,32 @@ class MaskDesign:
 
     Args:
         inputs: the formatted input tuple.
-        feature_mask: ``None`` or a tuple of integer masks broadcastable to the inputs.
-        grid_size: cells per spatial dim of the default grid.
+        feature_mask: ``None`` or a tuple of integer masks broadcastable to the inputs (checked
+            by ``format_feature_mask``).
+        grid_size: cells per spatial dim; ``None`` for :func:`default_grid`.
         fine_size: regression features per spatial dim (default ``2 * grid_size``).
         dtype: dtype of masks and features.
+        image_grid: cells per side of the default grid on images.
     """
 
     def __init__(
         self,
         inputs: tuple[Tensor, ...],
         feature_mask: tuple[Tensor, ...] | None,
-        grid_size: Sequence[int],
+        grid_size: Sequence[int] | None,
         fine_size: Sequence[int] | None,
         dtype: torch.dtype,
+        image_grid: int = 8,
     ) -> None:
         device = inputs[0].device
         self.inputs_shapes = [tuple(x.shape[1:]) for x in inputs]
         self.parts: list[GridPart | GroupPart] = []
         if feature_mask is not None:
-            expanded = []
-            for i, (m, x) in enumerate(zip(feature_mask, inputs, strict=True)):
-                if m.dim() != x.dim():
-                    m = m.reshape((1,) * (x.dim() - m.dim()) + tuple(m.shape))
-                if m.shape[0] not in (1, x.shape[0]):
-                    raise ValueError(
-                        f"`feature_mask[{i}]` must have batch size 1 or {x.shape[0]}, "
-                        f"got shape {tuple(m.shape)}"
-                    )
-                expanded.append(m.to(device).expand(m.shape[0], *x.shape[1:]))
-            batch_sizes = {m.shape[0] for m in expanded}
-            if len(batch_sizes) > 1:
-                bmax = max(batch_sizes)
-                expanded = [m.expand(bmax, *m.shape[1:]) for m in expanded]
-            flat = torch.cat([m.reshape(m.shape[0], -1) for m in expanded], 1)
+            bmax = max(m.shape[0] for m in feature_mask)
+            expanded = [
+                m.expand(bmax, *x.shape[1:]) for m, x in zip(feature_mask, inputs, strict=True)
+            ]
+            flat = torch.cat([m.reshape(bmax, -1) for m in expanded], 1)
             _, inverse = torch.unique(flat, return_inverse=True)
             n_groups = int(inverse.max()) + 1
             remapped, start = [], 0
@@ -231,14 +255,12 @@ class MaskDesign:
             for i, x in enumerate(inputs):
                 nd = x.dim() - 2
                 if nd in (1, 2):
-                    g = tuple(grid_size[-nd:]) if len(grid_size) >= nd else (grid_size[0],) * nd
-                    f = (
-                        tuple(2 * v for v in g)
-                        if fine_size is None
-                        else (
-                            tuple(fine_size[-nd:]) if len(fine_size) >= nd else (fine_size[0],) * nd
-                        )
+                    g = (
+                        _per_dim(grid_size, nd)
+                        if grid_size is not None
+                        else default_grid(tuple(x.shape[2:]), image_grid)
                     )
+                    f = tuple(2 * v for v in g) if fine_size is None else _per_dim(fine_size, nd)
                     self.parts.append(GridPart(i, x.shape[1:], g, f, device, dtype))
                 else:
                     ids = torch.arange(x[0].numel(), device=device).reshape(1, *x.shape[1:])
@@ -287,9 +309,12 @@ class MaskDesign:
                 feats.append(c)
         return masks, torch.cat(feats, 1)
 
-    def laplacian(self, cells: bool = False) -> Tensor:
-        """Block-diagonal Laplacian over features (or cells), ``(F, F)`` or ``(B, F, F)``."""
-        blocks = [p.cell_laplacian() if cells else p.laplacian() for p in self.parts]
+    def laplacian(self, cells: bool = False, examples: slice | None = None) -> Tensor:
+        """Block-diagonal Laplacian over features (or cells), ``(F, F)`` or, for per-example
+        feature masks, ``(B, F, F)`` (only the ``examples`` rows)."""
+        blocks = [
+            p.cell_laplacian(examples) if cells else p.laplacian(examples) for p in self.parts
+        ]
         batched = [b for b in blocks if b.dim() == 3]
         if batched:
             bsz = batched[0].shape[0]

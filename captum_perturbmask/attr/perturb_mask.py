@@ -2,6 +2,8 @@ r"""PerturbMask: Algorithm 1 of Thakur & Fischmeister as a Captum perturbation a
 
 from __future__ import annotations
 
+import copy
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,29 +20,40 @@ from captum_perturbmask._captum_compat import (
     _is_tuple,
     progress,
 )
-from captum_perturbmask._checks import check_fraction, check_int
+from captum_perturbmask._checks import (
+    MAX_BUDGET,
+    check_bool,
+    check_choice,
+    check_float,
+    check_fraction,
+    check_int,
+    check_size,
+)
+from captum_perturbmask._forward import ConfidenceType, TargetForward, check_confidence
+from captum_perturbmask._random import make_generator, resolve_seed
 from captum_perturbmask.attr._common import (
-    RowForward,
     check_inputs,
-    chunks,
+    compute_dtype,
     format_baselines,
-    make_generator,
-    resolve_target,
+    format_feature_mask,
+    legacy_order,
+    mix,
+    spans,
+    warn_if_training,
 )
 from captum_perturbmask.attr._masks import MaskDesign
 from captum_perturbmask.attr.estimators import AverageEstimator, Estimator, RegressionEstimator
 
 VARIANTS = ("adaptive", "literal")
 INITIAL_MASKS = ("random", "ones")
-
-
-def _as_size(name: str, value: int | Sequence[int]) -> tuple[int, ...]:
-    vals = (value,) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
-    if not vals or len(vals) > 2:
-        raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}")
-    for v in vals:
-        check_int(v, name)
-    return vals
+DEFAULT_BUDGET = 400
+DEFAULT_N_ITER = 2
+#: Chains advanced together; fixed, so results never depend on ``perturbations_per_eval``
+#: or on the batch, and memory never grows with ``n_chains``.
+CHAIN_BLOCK = 256
+#: Working memory per example group: features of one chain block, and the estimator.
+_FEATURE_BYTES = 64 * 2**20
+_ESTIMATOR_BYTES = 256 * 2**20
 
 
 def chain_step(on: Tensor, p: Tensor, keys: Tensor, n1: float, n2: float) -> Tensor:
@@ -76,254 +89,260 @@ def chain_step(on: Tensor, p: Tensor, keys: Tensor, n1: float, n2: float) -> Ten
     return (on & (rank_on < k1.unsqueeze(-1))) | (~on & (rank_off < k2.unsqueeze(-1)))
 
 
+def resolve_budget(budget: object, n_iter: object, n_chains: object) -> tuple[int, int]:
+    """``(n_iter, n_chains)`` from the ``budget`` knob and/or the expert knobs.
+
+    ``budget`` (forward passes per input, besides the one clean pass) is split into
+    ``n_iter = 2`` steps of ``budget // 2`` chains unless ``n_iter`` or ``n_chains`` is given;
+    giving all three requires ``budget == n_iter * n_chains``.
+    """
+    if budget is not None:
+        budget = check_int(budget, "budget", 1, MAX_BUDGET)
+    if n_iter is not None:
+        n_iter = check_int(n_iter, "n_iter")
+    if n_chains is not None:
+        n_chains = check_int(n_chains, "n_chains")
+    if n_iter is not None and n_chains is not None:
+        if budget is not None and budget != n_iter * n_chains:
+            raise ValueError(
+                f"`budget`={budget} disagrees with n_iter * n_chains = {n_iter} * {n_chains}; "
+                "give the budget or the two knobs"
+            )
+    else:
+        budget = DEFAULT_BUDGET if budget is None else budget
+        if n_iter is None and n_chains is None:
+            n_iter = min(DEFAULT_N_ITER, budget)
+        if n_chains is None:
+            n_chains = max(1, budget // n_iter)  # type: ignore[operator]
+        else:
+            n_iter = max(1, budget // n_chains)
+    total = n_iter * n_chains  # type: ignore[operator]
+    if total > MAX_BUDGET:
+        raise ValueError(
+            f"n_iter * n_chains = {total:,} forward passes per input is more than the "
+            f"{MAX_BUDGET:,} this method accepts"
+        )
+    return int(n_iter), int(n_chains)  # type: ignore[arg-type]
+
+
 class PerturbMask(PerturbationAttribution):
     r"""Perturbation-mask saliency (Thakur & Fischmeister, Algorithm 1) for any classifier.
 
-    The model is only queried (a black box): the map says how much keeping each region of the
-    input keeps the model's confidence in the target. Works for images :math:`(B, C, H, W)`
-    (a 2-D grid of cells), time series :math:`(B, C, T)` (a 1-D grid, the poster's open
-    question), any other tensor (each element is a cell) and user groupings (``feature_mask``).
-
-    **Algorithm 1, line by line** (default ``variant="adaptive"``; the full table is in the
-    docs, ``docs/algorithm.rst``):
-
-    * Init :math:`M_0`: each of ``n_chains`` chains starts from a random on-set (each cell on
-      with probability ``keep_prob``; ``initial_mask="ones"`` keeps all).
-    * ``for i = 1 to N``: ``n_iter`` iterations; all chains of all inputs advance together.
-    * :math:`M \leftarrow` upsample :math:`M_{i-1}`: the binary on-set of an ``h x w`` grid
-      (``grid_size``) upsampled bilinearly with a random sub-cell shift (as in RISE).
-    * :math:`p_i = f(I \odot M)`: one batched forward of :math:`I \odot M + b \odot (1 - M)`
-      (``b`` = ``baselines``); ``confidence`` maps the output to :math:`[0, 1]` (softmax by
-      default) and the target's log-odds come from the raw logits, so they never saturate.
-    * :math:`\Delta p = |p_i - p_{i-1}|`: used by ``variant="literal"`` only; crediting it
-      rewards cells present when the confidence *changes* and is no better than a random map.
-    * :math:`\Lambda_1, \Lambda_2, \Lambda_{on}, \Lambda_{off}`: :func:`chain_step` draws
-      ``n1 * p_i`` (fraction of the grid) cells of :math:`\Lambda_{on}` and ``n2 * (1 - p_i)``
-      cells of :math:`\Lambda_{off}` for the next on-set.
-    * :math:`M_i(\lambda) \leftarrow M_{i-1}(\lambda)\Delta p` / :math:`0`: the confidence
-      :math:`p_i` is credited to the mask that was evaluated: the ``estimator`` receives the
-      features of every evaluated mask with its :math:`p_i`.
-    * :math:`V` and :math:`M_i \leftarrow M_i + \eta V M_{i-1}`: the total variation is the
-      smoothness prior :math:`\eta\, s^\top L s` of the default :class:`RegressionEstimator`
-      (:math:`s^\top L s = V(s)` on the feature grid).
-    * ``return M``: the estimator's map, upsampled to the input shape, repeated over channels.
-
-    ``variant="literal"`` runs the text as written (:math:`M_i = M_{i-1}\Delta p` on
-    :math:`\Lambda_{on}`, 0 on :math:`\Lambda_{off}`, :math:`M_i \mathrel{+}= \eta V M_{i-1}` with
-    :math:`V` the scalar total variation of :math:`M_{i-1}`, masks upsampled without shift, the
-    map is the mean of the chains' :math:`M_N`); each :math:`M_i` is divided by its maximum to
-    keep it finite. It degenerates (zeroed cells stay zero; :math:`V` only rescales the map) and
-    is kept so that users can see why it is not the default.
-
-    Forward passes per input: ``n_iter * n_chains + 1`` (one clean pass validates the target,
-    resolves ``target=None`` and gives :math:`p_0`).
-
-    Args:
-        forward_func: the model or any callable returning ``(batch, classes)`` outputs.
+    ``PerturbMask(model).attribute(x, target=y)`` returns a map of ``x``'s shape saying how much
+    keeping each region keeps the model's confidence in ``y``. The model is only queried (a
+    black box), with about ``budget`` = 400 masked copies of each input by default. Works for
+    images :math:`(B, C, H, W)` (a 2-D grid of cells), time series :math:`(B, C, T)` (a 1-D grid
+    along time, shared by the channels), any other tensor :math:`(B, *)` (each element a cell)
+    and user groupings (``feature_mask``, e.g. superpixels or one segment per channel).
 
     Example:
         >>> import torch
         >>> from captum_perturbmask import PerturbMask
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
         >>> x = torch.rand(2, 3, 16, 16)
-        >>> attr = PerturbMask(model).attribute(x, target=1, n_iter=4, n_chains=8, seed=0)
+        >>> attr = PerturbMask(model).attribute(x, target=1, budget=64, seed=0)
         >>> attr.shape
         torch.Size([2, 3, 16, 16])
+
+    How it works. Masks are binary grids of cells, upsampled smoothly with a random sub-cell
+    shift; each masked input :math:`I \odot M + b \odot (1 - M)` is scored by the model, and an
+    estimator turns the confidences of all evaluated masks into one score per region. The
+    default estimator is a regression of the target's log-odds on how much of each region a mask
+    keeps, with the poster's total-variation term :math:`V` as a smoothness prior.
+
+    Algorithm 1, line by line (default ``variant="adaptive"``):
+
+    * Init M_0: each of ``n_chains`` chains starts from a random on-set (each cell on with
+      probability ``keep_prob``; ``initial_mask="ones"`` keeps all).
+    * ``for i = 1 to N``: ``n_iter`` iterations; the chains of all inputs advance together.
+    * M <- upsample(M_{i-1}): the binary on-set of a ``grid_size`` grid upsampled bilinearly
+      (linearly for series) with a random sub-cell shift, as in RISE.
+    * p_i = f(I * M): one batched forward of the masked inputs; ``confidence`` maps the output
+      to [0, 1] (softmax over classes by default) and the log-odds come from the raw logits,
+      so they never saturate.
+    * dp = |p_i - p_{i-1}|: used by ``variant="literal"`` only; crediting it rewards cells
+      present when the confidence *changes* and is no better than a random map.
+    * Lambda_1, Lambda_2, Lambda_on, Lambda_off: :func:`chain_step` draws ``n1 * p_i``
+      (a fraction of the grid) cells of Lambda_on and ``n2 * (1 - p_i)`` cells of Lambda_off
+      as the next on-set.
+    * M_i(l) <- M_{i-1}(l) dp on Lambda_on, 0 on Lambda_off: the confidence p_i is credited to
+      the mask that was evaluated: the ``estimator`` receives the features of every evaluated
+      mask with its p_i.
+    * V and M_i <- M_i + eta V M_{i-1}: the total variation is the smoothness prior
+      ``eta * s^T L s`` of the default :class:`~captum_perturbmask.attr.estimators.
+      RegressionEstimator` (``s^T L s`` = V(s) on the feature grid).
+    * return M: the estimator's map, upsampled to the input shape, repeated over channels.
+
+    ``variant="literal"`` runs the text as written (M_i = M_{i-1} dp on Lambda_on, 0 on
+    Lambda_off, M_i += eta V M_{i-1} with V the scalar total variation of M_{i-1}, masks
+    upsampled without shift, the map is the mean of the chains' M_N; each M_i is divided by its
+    maximum to stay finite). It degenerates (zeroed cells stay zero; V only rescales the map)
+    and is kept so that users can measure why it is not the default.
+
+    Forward passes per input: ``n_iter * n_chains + 1`` (one clean pass validates the target,
+    resolves ``target=None`` and gives p_0).
+
+    Args:
+        forward_func: the model or any callable; its output may be ``(B, K)`` logits, one
+            logit per example ``(B,)``/``(B, 1)``, or any N-d tensor with a target that selects
+            one value per example.
+        estimator: ``"regression"`` (default, :class:`RegressionEstimator`), ``"average"``
+            (:class:`AverageEstimator`) or an estimator object (a template: it is copied for
+            every call, so one object can serve concurrent calls).
+        variant: ``"adaptive"`` (default, the reading that works) or ``"literal"``.
+        confidence: how outputs become confidences: ``"auto"`` (softmax over dim 1 for
+            several classes, sigmoid for one logit), ``"softmax"``, ``"sigmoid"``,
+            ``"identity"`` or a callable ``fn(output) -> Tensor``.
+
+    Raises:
+        TypeError, ValueError: for an unknown ``estimator``, ``variant`` or ``confidence``.
     """
 
-    def __init__(self, forward_func: Callable[..., Tensor]) -> None:
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        estimator: str | Estimator = "regression",
+        variant: str = "adaptive",
+        confidence: ConfidenceType = "auto",
+    ) -> None:
         super().__init__(forward_func)
+        self.estimator = _check_estimator(estimator)
+        self.variant = check_choice(variant, "variant", VARIANTS)
+        self.confidence = check_confidence(confidence)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """The map is not multiplied by the inputs (a mask importance, not a contribution)."""
+        return False
 
     @torch.no_grad()
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
-        baselines: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-        n_iter: int = 2,
-        n_chains: int = 200,
-        grid_size: int | Sequence[int] = 8,
+        *,
+        budget: int | None = None,
+        n_iter: int | None = None,
+        n_chains: int | None = None,
+        grid_size: int | Sequence[int] | None = None,
+        fine_grid_size: int | Sequence[int] | None = None,
         n1: float = 0.5,
         n2: float = 0.5,
         eta: float | None = None,
-        initial_mask: str = "random",
         keep_prob: float = 0.7,
-        variant: str = "adaptive",
-        estimator: str | Estimator = "regression",
-        fine_grid_size: int | Sequence[int] | None = None,
+        initial_mask: str = "random",
         random_shift: bool = True,
-        confidence: str = "softmax",
-        perturbations_per_eval: int = 64,
+        perturbations_per_eval: int = 16,
         show_progress: bool = False,
         seed: int | None = None,
+        estimator: str | Estimator | None = None,
+        variant: str | None = None,
+        confidence: ConfidenceType | None = None,
     ) -> TensorOrTupleOfTensorsGeneric:
         r"""Estimate the saliency map of ``inputs`` for ``target``.
 
+        The first five arguments are Captum's, in Captum's order (as ``FeatureAblation``);
+        everything after them is keyword-only.
+
         Args:
-            inputs: tensor or tuple of tensors, :math:`(B, C, H, W)` images,
-                :math:`(B, C, T)` series, or any :math:`(B, *)` tensor.
-            target: Captum target: int, tuple, tensor or list (one per example). ``None``
-                explains the class the model predicts for the clean input.
-            additional_forward_args: extra arguments of ``forward_func`` (Captum convention;
-                tensors with a batch dimension are gathered per perturbed row).
-            baselines: what masked-off positions become: ``None`` (zeros), a scalar, a tensor
-                of the input's shape or batch size 1, ``"blur"`` (Gaussian blur, kernel 11,
-                :math:`\sigma` = 5), or a tuple of those.
-            feature_mask: integer groups (superpixels) broadcastable to the inputs, ids shared
-                across a tuple (Captum convention); replaces the default grid.
-            n_iter: :math:`N`, iterations (forward passes) per chain. The default, many short
-                chains (2 x 200 = 400 passes), won the ablation on the shipped digits
-                (``benchmarks/ablation.py``): long chains propose correlated masks and lose
-                run-to-run consistency.
-            n_chains: independent chains per input, advanced in the same batches.
-            grid_size: :math:`h \times w` of the low-resolution mask :math:`M_0` (an int or a
-                pair; ``t`` for series).
-            n1: fraction of the grid kept from :math:`\Lambda_{on}` (scaled by :math:`p_i`).
-            n2: fraction of the grid drawn from :math:`\Lambda_{off}` (scaled by
-                :math:`1 - p_i`).
-            eta: :math:`\eta`, weight of the total-variation term :math:`V` (default 3.0 as the
-                regression's smoothness prior; 0.05 for ``variant="literal"``).
-            initial_mask: :math:`M_0`: ``"random"`` (each cell on with ``keep_prob``) or
-                ``"ones"``.
-            keep_prob: probability that a cell of :math:`M_0` is on.
-            variant: ``"adaptive"`` (default, the reading that works) or ``"literal"``.
-            estimator: ``"regression"`` (default, :class:`RegressionEstimator`),
-                ``"average"`` (:class:`AverageEstimator`) or an estimator object.
+            inputs: tensor or tuple of tensors: :math:`(B, C, H, W)` images,
+                :math:`(B, C, T)` series, or any :math:`(B, *)` tensor (one cell per element).
+            baselines: what masked-off positions become: ``None`` (zeros), a number, a tensor
+                broadcastable to the input (its shape, batch size 1, or no batch dim),
+                ``"blur"`` (Gaussian blur, kernel 11, sigma 5), or a tuple of those.
+            target: Captum target: int, tuple (N-d outputs), tensor, list of ints or tuples.
+                ``None`` explains the predicted class of ``(B, K)`` outputs and the output
+                itself for one value per example.
+            additional_forward_args: extra arguments of ``forward_func`` (tensors whose dim 0
+                is the batch are gathered per perturbed row).
+            feature_mask: integer groups (superpixels, channel segments) broadcastable to the
+                inputs, ids shared across a tuple (Captum convention); replaces the grid.
+            budget: forward passes per input (default 400), split into ``n_iter = 2`` steps of
+                ``budget // 2`` chains; the two knobs below override the split.
+            n_iter: N, iterations (forward passes) per chain.
+            n_chains: independent chains per input.
+            grid_size: cells of the low-resolution mask M_0 (an int or a pair; one int for
+                series). Default: 8 x 8 on images; ``ceil(T / 8)`` clamped to 8..32 on series.
             fine_grid_size: cells of the regression features (default ``2 * grid_size``).
+            n1: fraction of the grid kept from Lambda_on (scaled by p_i).
+            n2: fraction of the grid drawn from Lambda_off (scaled by 1 - p_i).
+            eta: weight of the total-variation term V (default 3.0, the regression's
+                smoothness prior; 0.05 for ``variant="literal"``).
+            keep_prob: probability that a cell of M_0 is on.
+            initial_mask: M_0: ``"random"`` (each cell on with ``keep_prob``) or ``"ones"``.
             random_shift: crop the upsampled mask at a random sub-cell offset (RISE); ``False``
                 upsamples without shift (cells then have fixed borders).
-            confidence: ``"softmax"`` (default, for logits), ``"sigmoid"`` or ``"identity"``
-                (the model already returns probabilities).
-            perturbations_per_eval: most rows per forward call (bounds memory).
+            perturbations_per_eval: perturbed copies of each example per forward call, as in
+                Captum: a call holds at most ``perturbations_per_eval * B`` rows.
             show_progress: show a progress bar over forward calls.
             seed: seed of the private random generator (bit-reproducible on CPU); ``None``
                 draws a fresh one. The global RNG is never touched.
+            estimator: deprecated here, pass it to ``PerturbMask(...)``.
+            variant: deprecated here, pass it to ``PerturbMask(...)``.
+            confidence: deprecated here, pass it to ``PerturbMask(...)``.
 
         Returns:
             Attributions with exactly the structure, shape, device and dtype of ``inputs``
             (values repeated over channels for grid inputs). Higher means more important.
 
         Raises:
-            TypeError: for inputs, knobs or outputs of the wrong type.
-            ValueError: for wrong shapes, an empty batch, non-finite inputs, bad knob values,
-                model outputs that are not ``(batch, classes)`` or non-finite confidences.
-            AssertionError, IndexError: an invalid ``target``, exactly as Captum raises it.
+            TypeError: inputs, knobs or model outputs of the wrong type.
+            ValueError: wrong shapes, an empty batch, non-finite inputs or baselines, bad knob
+                values, outputs that do not give one value per example, or NaN/inf outputs.
+            AssertionError, IndexError: an invalid ``target``, as Captum raises it.
         """
         is_tuple = _is_tuple(inputs)
         inputs_t = _format_tensor_into_tuples(inputs)
         check_inputs(inputs_t)
-        check_int(n_iter, "n_iter")
-        check_int(n_chains, "n_chains")
+        baselines, target = legacy_order(type(self).__name__, baselines, target, inputs_t)
+        est_spec, variant, confidence = self._call_config(estimator, variant, confidence)
+        n_iter, n_chains = resolve_budget(budget, n_iter, n_chains)
         check_int(perturbations_per_eval, "perturbations_per_eval")
-        grid = _as_size("grid_size", grid_size)
-        fine = None if fine_grid_size is None else _as_size("fine_grid_size", fine_grid_size)
+        grid = None if grid_size is None else check_size(grid_size, "grid_size")
+        fine = None if fine_grid_size is None else check_size(fine_grid_size, "fine_grid_size")
         n1 = check_fraction(n1, "n1")
         n2 = check_fraction(n2, "n2")
         keep_prob = check_fraction(keep_prob, "keep_prob")
-        if variant not in VARIANTS:
-            raise ValueError(f"`variant` must be one of {VARIANTS}, got {variant!r}")
-        if initial_mask not in INITIAL_MASKS:
-            raise ValueError(f"`initial_mask` must be one of {INITIAL_MASKS}, got {initial_mask!r}")
-        if eta is not None and not isinstance(estimator, str) and variant == "adaptive":
-            warnings.warn(
-                "`eta` is ignored when `estimator` is an object: set it on the estimator",
-                stacklevel=2,
-            )
-        if eta is None:
-            eta = 0.05 if variant == "literal" else 3.0
-        eta = check_fraction(eta, "eta", 0.0, float("inf"))
-        est = self._make_estimator(estimator, eta)
-        if _stochastic_in_training(self.forward_func):
-            warnings.warn(
-                "forward_func is in training mode: BatchNorm/Dropout couple or randomise the "
-                "perturbed rows; call model.eval() first (the mode is left unchanged).",
-                stacklevel=2,
-            )
-
-        x0 = inputs_t[0]
-        device = x0.device
-        dtype = torch.float32 if x0.dtype in (torch.float16, torch.bfloat16) else x0.dtype
-        fmask = None if feature_mask is None else _format_tensor_into_tuples(feature_mask)
-        if fmask is not None:
-            if len(fmask) != len(inputs_t):
-                raise ValueError(
-                    f"`feature_mask` must have one tensor per input ({len(inputs_t)}), "
-                    f"got {len(fmask)}"
+        check_choice(initial_mask, "initial_mask", INITIAL_MASKS)
+        check_bool(random_shift, "random_shift")
+        check_bool(show_progress, "show_progress")
+        if eta is not None:
+            eta = check_float(eta, "eta", 0.0)
+            if not isinstance(est_spec, str) and variant == "adaptive":
+                warnings.warn(
+                    "`eta` is ignored when `estimator` is an object: set it on the estimator",
+                    UserWarning,
+                    stacklevel=3,
                 )
-            for i, m in enumerate(fmask):
-                if not isinstance(m, Tensor) or m.is_floating_point() or m.is_complex():
-                    raise TypeError(f"`feature_mask[{i}]` must be an integer tensor")
+        seed = resolve_seed(seed)
+        warn_if_training(self.forward_func)
+
+        dtype = compute_dtype(inputs_t[0])
+        fmask = format_feature_mask(feature_mask, inputs_t)
         bases = format_baselines(baselines, inputs_t)
-        runner = RowForward(
-            self.forward_func, inputs_t, target, additional_forward_args, confidence
+        runner = TargetForward(
+            self.forward_func, inputs_t[0].shape[0], target, additional_forward_args, confidence
         )
-        p0 = resolve_target(runner, inputs_t)
+        p0 = runner.resolve(inputs_t)
         design = MaskDesign(inputs_t, fmask, grid, fine, dtype)
+        knobs = _Knobs(
+            n_iter, n_chains, n1, n2, keep_prob, initial_mask, random_shift,
+            perturbations_per_eval, show_progress, seed,
+        )  # fmt: skip
 
-        batch, k = x0.shape[0], design.n_cells
-        rows = batch * n_chains
-        index = torch.arange(rows, device=device) // n_chains
-        spans = chunks(rows, perturbations_per_eval)
-        gen = make_generator(seed, device)
+        if variant == "literal":
+            from captum_perturbmask.attr._literal import literal_attribution
 
-        if initial_mask == "ones":
-            cells0 = torch.ones(n_chains, k, device=device, dtype=dtype)
-        else:
-            cells0 = (torch.rand(n_chains, k, generator=gen, device=device) < keep_prob).to(dtype)
-        literal = variant == "literal"
-        state = cells0.unsqueeze(0).expand(batch, n_chains, k).clone()  # M (literal) / on-set
-        on = state > 0
-        p_prev = p0.to(dtype).unsqueeze(1).expand(batch, n_chains)
-        if literal:
-            cell_lap = design.laplacian(cells=True)
-        else:
-            est.reset(batch, design.n_feat, device, dtype)
-
-        bar = progress(
-            desc=f"{type(self).__name__} attribution",
-            total=n_iter * len(spans),
-            disable=not show_progress,
-        )
-        for _ in range(n_iter):
-            shifts = (
-                design.sample_shifts(n_chains, gen).repeat(batch, 1)
-                if random_shift and not literal
-                else None
+            attrs = literal_attribution(
+                runner, inputs_t, bases, design, p0, knobs, 0.05 if eta is None else eta
             )
-            keys = torch.rand(n_chains, k, generator=gen, device=device, dtype=dtype)
-            cells = (state if literal else on.to(dtype)).reshape(rows, k)
-            conf = torch.empty(rows, device=device, dtype=dtype)
-            lodds = torch.empty(rows, device=device, dtype=dtype)
-            feats = torch.empty(rows, design.n_feat, device=device, dtype=dtype)
-            for s, e in spans:
-                idx = index[s:e]
-                masks, feats[s:e] = design.render(
-                    cells[s:e], None if shifts is None else shifts[s:e], idx
-                )
-                perturbed = tuple(
-                    _mix(x, b, m, idx) for x, b, m in zip(inputs_t, bases, masks, strict=True)
-                )
-                conf[s:e], lodds[s:e] = runner.confidence_and_log_odds(perturbed, idx)
-                bar.update()
-            p = conf.reshape(batch, n_chains)
-            new_on = chain_step(on, p, keys, n1, n2)
-            if literal:
-                dp = (p - p_prev).abs()
-                tv = ((state @ cell_lap) * state).sum(-1)  # V(M_{i-1}), one number per chain
-                new = torch.where(new_on, state * dp.unsqueeze(-1), 0.0)
-                new = new + eta * tv.unsqueeze(-1) * state
-                state = new / new.amax(-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-            else:
-                est.update(feats.reshape(batch, n_chains, -1), p, lodds.reshape(batch, n_chains))
-            on, p_prev = new_on, p
-        bar.close()
-
-        if literal:
-            attrs = design.to_attr(state.mean(1), from_cells=True)
         else:
-            attrs = design.to_attr(est.solve(design.laplacian()))
+            template = _make_estimator(est_spec, 3.0 if eta is None else eta)
+            scores = _run_chains(runner, inputs_t, bases, design, template, knobs)
+            attrs = design.to_attr(scores)
         out = tuple(
             a.to(x.dtype).expand_as(x).contiguous() for a, x in zip(attrs, inputs_t, strict=True)
         )
@@ -334,34 +353,135 @@ class PerturbMask(PerturbationAttribution):
             )
         return _format_output(is_tuple, out)
 
-    @staticmethod
-    def _make_estimator(estimator: str | Estimator, eta: float) -> Estimator:
-        if estimator == "regression":
-            return RegressionEstimator(eta=eta)
-        if estimator == "average":
-            return AverageEstimator()
-        if isinstance(estimator, str):
-            raise ValueError(
-                f"`estimator` must be 'regression', 'average' or an Estimator, got {estimator!r}"
+    def _call_config(
+        self, estimator: Any, variant: Any, confidence: Any
+    ) -> tuple[str | Estimator, str, ConfidenceType]:
+        """The instance's configuration, overridden by the deprecated per-call keywords."""
+        given = [n for n, v in (("estimator", estimator), ("variant", variant),
+                                ("confidence", confidence)) if v is not None]  # fmt: skip
+        if given:
+            warnings.warn(
+                f"passing {', '.join(given)} to attribute() is deprecated: pass "
+                f"{'it' if len(given) == 1 else 'them'} to PerturbMask(...) instead",
+                FutureWarning,
+                stacklevel=3,
             )
-        for name in ("reset", "update", "solve"):
-            if not callable(getattr(estimator, name, None)):
-                raise TypeError(f"`estimator` must provide a `{name}` method")
-        return estimator
+        return (
+            self.estimator if estimator is None else _check_estimator(estimator),
+            self.variant if variant is None else check_choice(variant, "variant", VARIANTS),
+            self.confidence if confidence is None else check_confidence(confidence),
+        )
 
 
-def _stochastic_in_training(forward_func: Callable[..., Tensor]) -> bool:
-    """True when a module has BatchNorm or Dropout layers in training mode."""
-    if not isinstance(forward_func, torch.nn.Module):
-        return False
-    kinds = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd)
-    return any(m.training and isinstance(m, kinds) for m in forward_func.modules())
+class _Knobs:
+    """The per-call knobs of the mask loop, checked."""
+
+    __slots__ = (
+        "n_iter", "n_chains", "n1", "n2", "keep_prob", "initial_mask", "random_shift",
+        "perturbations_per_eval", "show_progress", "seed",
+    )  # fmt: skip
+
+    def __init__(self, *values: Any) -> None:
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
 
 
-def _mix(x: Tensor, base: Tensor, mask: Tensor, index: Tensor) -> Tensor:
-    """Rows :math:`I \\odot M + b \\odot (1 - M)` for the examples ``index`` (one fused lerp)."""
-    xi = x if x.shape[0] == 1 else x.index_select(0, index)
-    bi = base if base.shape[0] == 1 else base.index_select(0, index)
-    rows = mask.shape[0]
-    out = torch.lerp(bi.expand(rows, *x.shape[1:]), xi.expand(rows, *x.shape[1:]), mask.to(x.dtype))
-    return out
+def _check_estimator(estimator: object) -> str | Estimator:
+    if isinstance(estimator, str):
+        return check_choice(estimator, "estimator", ("regression", "average"))
+    for name in ("reset", "update", "solve"):
+        if not callable(getattr(estimator, name, None)):
+            raise TypeError(
+                "`estimator` must be 'regression', 'average' or an object with reset/update/"
+                f"solve methods; {type(estimator).__name__} has no `{name}` method"
+            )
+    return estimator  # type: ignore[return-value]
+
+
+def _make_estimator(spec: str | Estimator, eta: float) -> Estimator:
+    """A fresh estimator for one call (objects are templates, copied: state never shared)."""
+    if spec == "regression":
+        return RegressionEstimator(eta=eta)
+    if spec == "average":
+        return AverageEstimator()
+    return copy.deepcopy(spec)  # type: ignore[arg-type]
+
+
+def example_groups(batch: int, n_features: int, itemsize: int) -> list[tuple[int, int]]:
+    """Split the batch so that features and estimator statistics fit the working memory."""
+    per_example = max(
+        CHAIN_BLOCK * n_features * itemsize / _FEATURE_BYTES,
+        n_features * n_features * itemsize / _ESTIMATOR_BYTES,
+    )
+    size = max(1, min(batch, math.floor(1 / per_example) if per_example > 0 else batch))
+    return list(spans(batch, size))
+
+
+def _run_chains(
+    runner: TargetForward,
+    inputs: tuple[Tensor, ...],
+    bases: tuple[Tensor, ...],
+    design: MaskDesign,
+    template: Estimator,
+    k: _Knobs,
+) -> Tensor:
+    """The adaptive loop: chains propose masks, the estimator credits their confidences.
+
+    Examples are processed in groups and chains in blocks of :data:`CHAIN_BLOCK`; every group
+    replays the same random draws (the generator is re-seeded), so each example's map does not
+    depend on the batch, the grouping or ``perturbations_per_eval``. Memory is bounded by the
+    group size, the block size and ``perturbations_per_eval`` — never by the budget.
+    """
+    x0 = inputs[0]
+    device, batch, dtype = x0.device, x0.shape[0], design.dtype
+    n_cells, n_feat = design.n_cells, design.n_feat
+    groups = example_groups(batch, n_feat, torch.empty((), dtype=dtype).element_size())
+    blocks = list(spans(k.n_chains, CHAIN_BLOCK))
+    calls = sum(math.ceil((e - s) / k.perturbations_per_eval) for s, e in blocks)
+    bar = progress(
+        desc="PerturbMask attribution",
+        total=len(groups) * k.n_iter * calls,
+        disable=not k.show_progress,
+    )
+    scores = []
+    for g0, g1 in groups:
+        nb = g1 - g0
+        lap = design.laplacian(examples=slice(g0, g1))
+        est = copy.deepcopy(template)
+        est.reset(nb, n_feat, device, dtype)
+        gen = make_generator(k.seed, device)
+        for c0, c1 in blocks:
+            nc = c1 - c0
+            rows = nb * nc
+            example = g0 + torch.arange(rows, device=device) // nc
+            if k.initial_mask == "ones":
+                on = torch.ones(nb, nc, n_cells, device=device, dtype=torch.bool)
+            else:
+                draw = torch.rand(nc, n_cells, generator=gen, device=device)
+                on = (draw < k.keep_prob).expand(nb, nc, n_cells)
+            for step in range(k.n_iter):
+                shifts = design.sample_shifts(nc, gen).repeat(nb, 1) if k.random_shift else None
+                keys = torch.rand(nc, n_cells, generator=gen, device=device, dtype=dtype)
+                cells = on.to(dtype).reshape(rows, n_cells)
+                conf = torch.empty(rows, device=device, dtype=dtype)
+                lodds = torch.empty(rows, device=device, dtype=dtype)
+                feats = torch.empty(rows, n_feat, device=device, dtype=dtype)
+                for s, e in spans(rows, k.perturbations_per_eval * nb):
+                    idx = example[s:e]
+                    masks, feats[s:e] = design.render(
+                        cells[s:e], None if shifts is None else shifts[s:e], idx
+                    )
+                    perturbed = tuple(
+                        mix(x, b, m, idx) for x, b, m in zip(inputs, bases, masks, strict=True)
+                    )
+                    c, lo = runner.confidence_and_log_odds(perturbed, idx)
+                    conf[s:e] = c
+                    lodds[s:e] = c if lo is None else lo
+                    bar.update()
+                p = conf.reshape(nb, nc)
+                est.update(feats.reshape(nb, nc, n_feat), p, lodds.reshape(nb, nc))
+                if step + 1 < k.n_iter:
+                    on = chain_step(on, p, keys, k.n1, k.n2)
+        scores.append(est.solve(lap))
+    bar.close()
+    return torch.cat(scores)

@@ -15,12 +15,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from captum_perturbmask._captum_compat import (
-    TargetType,
-    _format_additional_forward_args,
-    _select_targets,
-)
-from captum_perturbmask._checks import blur
+from captum_perturbmask._captum_compat import TargetType
+from captum_perturbmask._checks import check_finite_scalar
+from captum_perturbmask._forward import ConfidenceType, TargetForward, deprecated_alias
+from captum_perturbmask._ops import blur
 from captum_perturbmask.metrics._validation import (
     aggregate_saliency,
     check_finite,
@@ -30,6 +28,9 @@ from captum_perturbmask.metrics._validation import (
 )
 
 __all__ = ["InsertionDeletion", "deletion_auc", "insertion_auc", "insertion_deletion"]
+
+#: The 0.1 keyword ``apply_softmax`` as a ``confidence`` (deprecated).
+_SOFTMAX_ALIAS = {True: "softmax", False: "identity"}
 
 
 class InsertionDeletion(NamedTuple):
@@ -65,7 +66,7 @@ def _check_inputs(inputs: object) -> Tensor:
 def _reference(value: object, inputs: Tensor, name: str) -> Tensor:
     """Broadcast a scalar / tensor baseline (or substrate) to the shape of ``inputs``."""
     if isinstance(value, Real) and not isinstance(value, bool):
-        return torch.full_like(inputs, float(value))
+        return torch.full_like(inputs, check_finite_scalar(value, name))
     if not isinstance(value, Tensor):
         raise TypeError(
             f"`{name}` must be None, a float or a torch.Tensor, got {type(value).__name__}."
@@ -86,8 +87,19 @@ def _reference(value: object, inputs: Tensor, name: str) -> Tensor:
     return value.expand_as(inputs)
 
 
+def _substrate(substrate: object, inputs: Tensor, kernel_size: object, sigma: object) -> Tensor:
+    """The start of the insertion path (see ``insertion_auc``'s ``substrate``)."""
+    if substrate is None:
+        substrate = "blur" if inputs.ndim == 4 else 0.0
+    if isinstance(substrate, str):
+        if substrate != "blur":
+            raise ValueError(f"`substrate` as a string must be 'blur', got {substrate!r}.")
+        return blur(inputs, kernel_size, sigma)
+    return _reference(substrate, inputs, "substrate")
+
+
 def _pixel_counts(
-    n_pixels: int, n_steps: object, step_size: object, device: torch.device
+    n_pixels: int, n_steps: object, step_size: object, device: torch.device, series: bool
 ) -> Tensor:
     """Number of pixels moved after each step, :math:`(n\\_steps + 1,)`, from 0 to ``n_pixels``."""
     if n_steps is not None and step_size is not None:
@@ -104,44 +116,11 @@ def _pixel_counts(
             )
         return torch.arange(n_steps + 1, device=device) * n_pixels // n_steps
     if step_size is None:
-        step_size = math.ceil(math.sqrt(n_pixels))
+        # images: the RISE reference, sqrt(N) pixels per step; series: about 100 steps
+        step_size = math.ceil(n_pixels / 100) if series else math.ceil(math.sqrt(n_pixels))
     step_size = check_int(step_size, "step_size")
     steps = math.ceil(n_pixels / step_size)
     return (torch.arange(steps + 1, device=device) * step_size).clamp_(max=n_pixels)
-
-
-def _check_target(target: TargetType, batch: int) -> TargetType:
-    if target is None or isinstance(target, (int, tuple)) and not isinstance(target, bool):
-        return target
-    if isinstance(target, Tensor):
-        if target.is_floating_point() or target.dtype == torch.bool:
-            raise TypeError(f"`target` tensor must hold integers, got dtype {target.dtype}.")
-        if target.numel() == 1:
-            return int(target.item())  # one host sync here instead of one per chunk
-        if target.shape != (batch,):
-            raise ValueError(
-                f"`target` tensor must have one class per input, shape ({batch},), "
-                f"got {tuple(target.shape)}."
-            )
-        return target
-    if isinstance(target, list):
-        if len(target) != batch:
-            raise ValueError(
-                f"`target` list must have one entry per input ({batch}), got {len(target)}."
-            )
-        return target
-    raise TypeError(
-        f"`target` must be None, an int, a tuple, a tensor or a list, got {type(target).__name__}."
-    )
-
-
-def _rows(value: Any, rows_b: Tensor, rows_b_host: Tensor, batch: int) -> Any:
-    """Pick the rows of a per-input target / forward argument for the current chunk."""
-    if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == batch:
-        return value[rows_b.to(value.device)]
-    if isinstance(value, list):
-        return [value[i] for i in rows_b_host.tolist()]
-    return value
 
 
 def _perturbation_curves(
@@ -155,7 +134,7 @@ def _perturbation_curves(
     n_steps: object,
     step_size: object,
     batch_size: object,
-    apply_softmax: bool,
+    confidence: ConfidenceType,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Scores along ``M`` pixel-moving paths.
@@ -167,45 +146,17 @@ def _perturbation_curves(
         AUCs :math:`(M, B)`, curves :math:`(M, B, K)` and fractions :math:`(K,)`.
     """
     batch_size = check_int(batch_size, "batch_size")
-    if not isinstance(apply_softmax, bool):
-        raise TypeError(f"`apply_softmax` must be a bool, got {type(apply_softmax).__name__}.")
     device = inputs.device
     batch, spatial = inputs.shape[0], inputs.shape[2:]
     n_pixels = math.prod(spatial)
-    counts = _pixel_counts(n_pixels, n_steps, step_size, device)
+    counts = _pixel_counts(n_pixels, n_steps, step_size, device, inputs.ndim == 3)
     n_points = counts.numel()
     ranks = rank_map(saliency.reshape(batch, n_pixels), generator).reshape(batch, *spatial)
     thresholds = counts.reshape(-1, *([1] * len(spatial)))
 
-    target = _check_target(target, batch)
-    if isinstance(target, Tensor):
-        target = target.to(inputs.device)  # the model's outputs live there
-    args = _format_additional_forward_args(additional_forward_args) or ()
-    for i, arg in enumerate(args):
-        if isinstance(arg, Tensor) and arg.ndim >= 1 and arg.shape[0] != batch:
-            raise ValueError(
-                f"`additional_forward_args[{i}]` must have the batch size {batch} on dim 0 "
-                f"(one row per input), got shape {tuple(arg.shape)}."
-            )
-
+    runner = TargetForward(forward_func, batch, target, additional_forward_args, confidence)
     with torch.no_grad():
-        if target is None:
-            clean = forward_func(inputs, *args)
-            if clean.ndim == 1 or (clean.ndim == 2 and clean.shape[1] == 1):
-                if apply_softmax:
-                    raise ValueError(
-                        "`apply_softmax=True` needs a model with several outputs (classes) "
-                        f"per input, got output shape {tuple(clean.shape)}; pass "
-                        "apply_softmax=False for a model returning one score per input."
-                    )
-            elif clean.ndim == 2:
-                target = clean.argmax(dim=1)
-            else:
-                raise ValueError(
-                    f"`target` is None but the model output has shape {tuple(clean.shape)}; "
-                    "give a target selecting one scalar per input."
-                )
-
+        runner.resolve((inputs,))
         n_modes = starts.shape[0]
         n_rows = n_modes * batch * n_points
         scores = []
@@ -215,22 +166,14 @@ def _perturbation_curves(
             k = rows % n_points
             b = (rows // n_points) % batch
             m = rows // (n_points * batch)
-            rows_b_host = (torch.arange(r0, r1) // n_points) % batch
             mask = (ranks[b] < thresholds[k]).unsqueeze(1)
             x = torch.where(mask, ends[m, b], starts[m, b])
-            out = forward_func(x, *(_rows(a, b, rows_b_host, batch) for a in args))
-            if apply_softmax:
-                out = torch.softmax(out, dim=1)
-            selected = _select_targets(out, _rows(target, b, rows_b_host, batch))
-            if selected.numel() != r1 - r0:
-                raise ValueError(
-                    f"`target` must select one scalar per input, but the model output "
-                    f"{tuple(out.shape)} with this target gives {tuple(selected.shape)}."
-                )
-            scores.append(selected.reshape(-1))
+            scores.append(runner((x,), b))
     curves = torch.cat(scores).reshape(n_modes, batch, n_points)
-    if not curves.is_floating_point():
-        curves = curves.to(inputs.dtype)
+    if not bool(torch.isfinite(curves).all()):
+        raise ValueError(
+            "`forward_func` returned NaN or infinite outputs on some inserted/deleted inputs"
+        )
     fractions = counts.to(curves.dtype) / n_pixels
     return torch.trapezoid(curves, x=fractions, dim=-1), curves, fractions
 
@@ -251,14 +194,19 @@ _SHARED_DOC = """
             with ``floor(k * N / n_steps)`` pixels moved after step ``k``.
         step_size: Pixels (time steps) moved per step, the last step may be partial.
             Give at most one of ``n_steps`` and ``step_size``; the default is
-            ``ceil(sqrt(N))`` pixels per step (224 on 224 x 224 images, the RISE reference).
+            ``ceil(sqrt(N))`` pixels per step on images (224 on 224 x 224 images, the RISE
+            reference) and ``ceil(T / 100)`` steps per step on series (about 100 points).
         batch_size: Rows per forward pass.
-        apply_softmax: Score the softmax probability (over dim 1) of the target; ``False``
-            scores the raw output (e.g. for a model that already returns probabilities).
+        confidence: How outputs become the scored confidence: ``"auto"`` (softmax over dim 1
+            for several classes, sigmoid for one logit per input), ``"softmax"``,
+            ``"sigmoid"``, ``"identity"`` (the raw output) or a callable; the same rule as the
+            attribution methods.
         return_curves: Also return the scores at every step.
         generator: Random generator for the permutation that breaks saliency ties; by
             default a fixed seed, so results are deterministic and a constant map gets a
-            chance-level score rather than one set by pixel order."""
+            chance-level score rather than one set by pixel order.
+        apply_softmax: Deprecated: ``True`` is ``confidence="softmax"``, ``False`` is
+            ``confidence="identity"``."""
 
 
 def deletion_auc(
@@ -272,9 +220,10 @@ def deletion_auc(
     n_steps: int | None = None,
     step_size: int | None = None,
     batch_size: int = 64,
-    apply_softmax: bool = True,
+    confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
+    apply_softmax: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Deletion AUC: the area under the target score as the most salient pixels are removed.
 
@@ -302,7 +251,7 @@ def deletion_auc(
         ...     return x.mean(dim=(1, 2, 3))
         >>> x = torch.ones(1, 1, 2, 2)
         >>> attr = torch.tensor([[[[4.0, 3.0], [2.0, 1.0]]]])
-        >>> auc, curve = deletion_auc(mean_model, x, attr, n_steps=4, apply_softmax=False,
+        >>> auc, curve = deletion_auc(mean_model, x, attr, n_steps=4, confidence="identity",
         ...                           return_curves=True)
         >>> curve
         tensor([[1.0000, 0.7500, 0.5000, 0.2500, 0.0000]])
@@ -310,6 +259,7 @@ def deletion_auc(
         tensor([0.5000])
     """
     inputs = _check_inputs(inputs)
+    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     reference = torch.zeros_like(inputs) if baselines is None else baselines
     ends = _reference(reference, inputs, "baselines")
@@ -324,7 +274,7 @@ def deletion_auc(
         n_steps,
         step_size,
         batch_size,
-        apply_softmax,
+        confidence,
         generator,
     )
     return (auc[0], curves[0]) if return_curves else auc[0]
@@ -337,15 +287,16 @@ def insertion_auc(
     target: TargetType = None,
     additional_forward_args: Any = None,
     *,
-    substrate: float | Tensor | None = None,
+    substrate: float | str | Tensor | None = None,
     blur_kernel_size: int = 11,
     blur_sigma: float = 5.0,
     n_steps: int | None = None,
     step_size: int | None = None,
     batch_size: int = 64,
-    apply_softmax: bool = True,
+    confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
+    apply_softmax: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Insertion AUC: the area under the target score as the most salient pixels are restored.
 
@@ -355,9 +306,12 @@ def insertion_auc(
     inserted, :math:`[0, 1]`. Higher is better.
 
     Args:{shared}
-        substrate: Start image: ``None`` for a Gaussian blur of ``inputs``
-            (``torchvision.transforms.functional.gaussian_blur``, reflect padding; 1-D along
-            time for series), a float, or a tensor broadcastable to ``inputs``.
+        substrate: Start of the insertion path: ``None`` for the default — a Gaussian blur
+            of images (the RISE reference) and zeros for series (a blur keeps a smooth
+            series' shape, so every map, a random one included, would score the same; zero is
+            the mean of a standardised series) —, ``"blur"`` for a Gaussian blur
+            (``torchvision`` ``gaussian_blur``, reflect padding; 1-D along time for series),
+            a float, or a tensor broadcastable to ``inputs``.
         blur_kernel_size: Odd size of the blur kernel; shrunk to ``2 * min(H, W) - 1`` on
             tiny inputs.
         blur_sigma: Standard deviation of the blur, in pixels.
@@ -377,15 +331,13 @@ def insertion_auc(
         ...     return x.mean(dim=(1, 2, 3))
         >>> x = torch.ones(1, 1, 2, 2)
         >>> attr = torch.tensor([[[[4.0, 3.0], [2.0, 1.0]]]])
-        >>> insertion_auc(mean_model, x, attr, substrate=0.0, n_steps=2, apply_softmax=False)
+        >>> insertion_auc(mean_model, x, attr, substrate=0.0, n_steps=2, confidence="identity")
         tensor([0.5000])
     """
     inputs = _check_inputs(inputs)
+    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
-    if substrate is None:
-        starts = blur(inputs, blur_kernel_size, blur_sigma)
-    else:
-        starts = _reference(substrate, inputs, "substrate")
+    starts = _substrate(substrate, inputs, blur_kernel_size, blur_sigma)
     auc, curves, _ = _perturbation_curves(
         forward_func,
         inputs,
@@ -397,7 +349,7 @@ def insertion_auc(
         n_steps,
         step_size,
         batch_size,
-        apply_softmax,
+        confidence,
         generator,
     )
     return (auc[0], curves[0]) if return_curves else auc[0]
@@ -411,15 +363,16 @@ def insertion_deletion(
     additional_forward_args: Any = None,
     *,
     baselines: float | Tensor | None = None,
-    substrate: float | Tensor | None = None,
+    substrate: float | str | Tensor | None = None,
     blur_kernel_size: int = 11,
     blur_sigma: float = 5.0,
     n_steps: int | None = None,
     step_size: int | None = None,
     batch_size: int = 64,
-    apply_softmax: bool = True,
+    confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
+    apply_softmax: bool | None = None,
 ) -> InsertionDeletion:
     """Insertion and deletion AUC in one pass over the model (shared ranks and batches).
 
@@ -449,18 +402,16 @@ def insertion_deletion(
         >>> x = torch.ones(1, 1, 2, 2)
         >>> attr = torch.tensor([[[[4.0, 3.0], [2.0, 1.0]]]])
         >>> res = insertion_deletion(mean_model, x, attr, substrate=0.0, n_steps=4,
-        ...                          apply_softmax=False)
+        ...                          confidence="identity")
         >>> res.insertion, res.deletion, res.fractions
         (tensor([0.5000]), tensor([0.5000]), tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000]))
     """
     inputs = _check_inputs(inputs)
+    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     reference = torch.zeros_like(inputs) if baselines is None else baselines
     deleted = _reference(reference, inputs, "baselines")
-    if substrate is None:
-        start = blur(inputs, blur_kernel_size, blur_sigma)
-    else:
-        start = _reference(substrate, inputs, "substrate")
+    start = _substrate(substrate, inputs, blur_kernel_size, blur_sigma)
     auc, curves, fractions = _perturbation_curves(
         forward_func,
         inputs,
@@ -472,7 +423,7 @@ def insertion_deletion(
         n_steps,
         step_size,
         batch_size,
-        apply_softmax,
+        confidence,
         generator,
     )
     return InsertionDeletion(

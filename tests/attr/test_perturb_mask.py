@@ -241,8 +241,9 @@ def test_progress_bar_exact_total(monkeypatch: pytest.MonkeyPatch) -> None:
     PerturbMask(model).attribute(
         x, target=0, n_iter=5, n_chains=4, perturbations_per_eval=3, show_progress=True, seed=0
     )
-    # 2 inputs x 4 chains = 8 rows per iteration -> 3 forward calls x 5 iterations
-    assert "15/15" in err.getvalue()
+    # 3 perturbations of each of the 2 inputs per call: 8 rows per iteration in 6-row calls
+    # -> 2 forward calls x 5 iterations
+    assert "10/10" in err.getvalue()
 
 
 def test_chain_step_sizes() -> None:
@@ -314,18 +315,32 @@ def test_target_out_of_range_follows_captum() -> None:
         pm.attribute(torch.rand(2, 3, 8, 8), target=[0, 1, 2], **FAST)
 
 
-def test_rejects_non_batch_by_classes_output() -> None:
-    with pytest.raises(ValueError, match=r"\(batch, classes\)"):
-        PerturbMask(lambda x: x.sum((1, 2, 3))).attribute(torch.rand(2, 3, 8, 8), target=0)
-    with pytest.raises(ValueError, match=r"\(batch, classes\)"):
-        PerturbMask(lambda x: x[:, :, :2, 0]).attribute(torch.rand(2, 3, 8, 8), target=0)
+def test_outputs_must_give_one_value_per_example() -> None:
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="one value per example"):
+        PerturbMask(lambda v: v[:, :, :2, 0]).attribute(x, target=0, **FAST)
+    with pytest.raises(ValueError, match="target"):
+        PerturbMask(lambda v: v[:, :, :2, 0]).attribute(x, **FAST)  # N-d output, no target
+    with pytest.raises(TypeError, match="tensor"):
+        PerturbMask(lambda v: (v.sum((1, 2, 3)),)).attribute(x, **FAST)
+    attr = PerturbMask(lambda v: v[:, :, :2, 0]).attribute(x, target=(1, 0), **FAST)
+    assert attr.shape == x.shape
 
 
 def test_non_finite_model_output_is_an_error() -> None:
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="clean inputs"):
+        PerturbMask(
+            lambda v: torch.stack([v.mean((1, 2, 3)) * float("nan")] * 2, 1), confidence="identity"
+        ).attribute(x, target=0, **FAST)
+
+    def nan_when_masked(v: torch.Tensor) -> torch.Tensor:  # finite only on the clean inputs
+        out = torch.stack([v.mean((1, 2, 3))] * 2, 1)
+        clean = (v[:, None] == x[None]).flatten(2).all(2).any(1, keepdim=True)
+        return torch.where(clean, out, float("nan"))
+
     with pytest.raises(ValueError, match="not finite"):
-        PerturbMask(lambda x: torch.stack([x.mean((1, 2, 3)) * float("nan")] * 2, 1)).attribute(
-            torch.rand(2, 3, 8, 8), target=0, confidence="identity", **FAST
-        )
+        PerturbMask(nan_when_masked).attribute(x, target=0, **FAST)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -356,13 +371,14 @@ def test_no_item_calls_in_the_mask_loop(monkeypatch: pytest.MonkeyPatch, target)
     assert len(calls) == n6 <= 4  # setup only: independent of the number of iterations
 
 
-def test_one_column_softmax_is_refused_and_sigmoid_works() -> None:
+def test_one_column_softmax_is_refused_and_auto_is_sigmoid() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 1))
     x = torch.rand(2, 3, 8, 8)
     with pytest.raises(ValueError, match="sigmoid"):
-        PerturbMask(model).attribute(x, target=0, **FAST)
-    attr = PerturbMask(model).attribute(x, target=0, confidence="sigmoid", seed=0, **FAST)
-    assert torch.isfinite(attr).all()
+        PerturbMask(model, confidence="softmax").attribute(x, target=0, **FAST)
+    auto = PerturbMask(model).attribute(x, seed=0, **FAST)
+    sigmoid = PerturbMask(model, confidence="sigmoid").attribute(x, target=0, seed=0, **FAST)
+    torch.testing.assert_close(auto, sigmoid)
 
 
 def test_blur_baseline_on_tiny_inputs() -> None:

@@ -103,6 +103,15 @@ def test_bad_knobs(kwargs, exc, match) -> None:
         RISE(PlantedImageModel((1, 1, 3, 3))).attribute(torch.rand(1, 3, 8, 8), target=0, **kwargs)
 
 
-def test_rejects_non_spatial_inputs() -> None:
+def test_feature_inputs_one_cell_per_element_and_1d_refused() -> None:
+    """(B, F) inputs: each element is kept with keep_prob, the same rule as PerturbMask."""
+    weights = torch.tensor([[3.0, 0.0, 0.0, -3.0]])
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x @ weights.T, torch.zeros(x.shape[0], 1)], 1)
+
+    attr = RISE(model).attribute(torch.ones(2, 4), target=0, n_masks=256, seed=0)
+    assert attr.shape == (2, 4)
+    assert attr[0].argmax() == 0 and attr[0].argmin() == 3
     with pytest.raises(ValueError, match="inputs"):
-        RISE(torch.nn.Linear(4, 2)).attribute(torch.rand(2, 4), target=0)
+        RISE(torch.nn.Linear(4, 2)).attribute(torch.rand(2), target=0)

@@ -85,7 +85,11 @@ def test_default_step_is_sqrt_of_pixels() -> None:
     _, curve = deletion_auc(
         Linear(10), torch.rand(1, 1, 10), torch.rand(1, 10), 0, return_curves=True
     )
-    assert curve.shape == (1, 4)  # 4 pixels per step: 0, 4, 8, 10 -> ceil(10 / 4) + 1 points
+    assert curve.shape == (1, 11)  # series: ceil(T / 100) = 1 step per point, T + 1 points
+    _, curve = deletion_auc(
+        Linear(251), torch.rand(1, 1, 251), torch.rand(1, 251), 0, return_curves=True
+    )
+    assert curve.shape == (1, 85)  # ceil(251 / 100) = 3 steps per point: ceil(251 / 3) + 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,14 +106,14 @@ def test_known_pixel_set_deletion_curve() -> None:
     x = torch.ones(1, 1, 4, 4)
     attr = torch.zeros(1, 4, 4)
     attr[0, rows, cols] = torch.tensor([4.0, 3.0, 2.0, 1.0])
-    auc, curve = deletion_auc(model, x, attr, n_steps=16, apply_softmax=False, return_curves=True)
+    auc, curve = deletion_auc(model, x, attr, n_steps=16, confidence="identity", return_curves=True)
     expected = torch.tensor([1.0, 0.75, 0.5, 0.25] + [0.0] * 13)
     torch.testing.assert_close(curve[0], expected)
     # trapezoid over x in [0, 1] with dx = 1/16: (0.875 + 0.625 + 0.375 + 0.125) / 16
     torch.testing.assert_close(auc, torch.tensor([2.0 / 16]))
     # insertion from zeros: the mirror curve
     auc_ins, curve_ins = insertion_auc(
-        model, x, attr, substrate=0.0, n_steps=16, apply_softmax=False, return_curves=True
+        model, x, attr, substrate=0.0, n_steps=16, confidence="identity", return_curves=True
     )
     torch.testing.assert_close(curve_ins[0], 1 - expected)
     torch.testing.assert_close(auc_ins, 1 - auc)
@@ -122,12 +126,12 @@ def test_baseline_value_and_tensor() -> None:
     x = torch.ones(1, 2, 2, 2)
     attr = torch.rand(1, 2, 2)
     _, curve = deletion_auc(
-        model, x, attr, baselines=0.5, n_steps=4, apply_softmax=False, return_curves=True
+        model, x, attr, baselines=0.5, n_steps=4, confidence="identity", return_curves=True
     )
     torch.testing.assert_close(curve[0], torch.tensor([1.0, 0.875, 0.75, 0.625, 0.5]))
     per_channel = torch.tensor([0.0, 1.0]).reshape(2, 1, 1)  # channel 1 never changes
     _, curve = deletion_auc(
-        model, x, attr, baselines=per_channel, n_steps=4, apply_softmax=False, return_curves=True
+        model, x, attr, baselines=per_channel, n_steps=4, confidence="identity", return_curves=True
     )
     torch.testing.assert_close(curve[0], torch.tensor([1.0, 0.875, 0.75, 0.625, 0.5]))
 
@@ -138,7 +142,7 @@ def test_partial_last_step_uses_true_fractions() -> None:
 
     x = torch.ones(1, 1, 5)
     attr = torch.arange(5.0).flip(0).reshape(1, 5)
-    auc, curve = deletion_auc(model, x, attr, step_size=2, apply_softmax=False, return_curves=True)
+    auc, curve = deletion_auc(model, x, attr, step_size=2, confidence="identity", return_curves=True)
     torch.testing.assert_close(curve[0], torch.tensor([1.0, 0.6, 0.2, 0.0]))
     # linear in the fraction deleted -> exactly 0.5 with the true x positions
     torch.testing.assert_close(auc, torch.tensor([0.5]))
@@ -146,7 +150,7 @@ def test_partial_last_step_uses_true_fractions() -> None:
 
 def test_blur_substrate_matches_formula(dtype: torch.dtype, tol: dict) -> None:
     """Insertion's step-0 image is the Gaussian blur (kernel 11, sigma 5; 1-D for series)."""
-    from captum_perturbmask._checks import blur as _blur
+    from captum_perturbmask._ops import blur as _blur
 
     img = torch.rand(2, 3, 16, 16, dtype=dtype)
     torch.testing.assert_close(_blur(img, 11, 5.0), reference_blur(img, 11, 5.0), **tol)
@@ -207,7 +211,7 @@ def test_time_series_matches_loop_reference(attr_shape, device, dtype, tol) -> N
     )
     counts = [k * 12 // 5 for k in range(6)]
     model = model.cpu()
-    blurred = reference_blur(x, 11, 5.0)
+    blurred = torch.zeros_like(x)  # the default insertion start of a series: zeros
     for b in range(2):
         ref_del, _ = reference_curve(
             model, x[b], saliency[b], x[b], torch.zeros_like(x[b]), 1, counts
@@ -237,7 +241,7 @@ def test_batch_size_invariance() -> None:
         )
 
 
-def test_apply_softmax_false_scores_raw_output() -> None:
+def test_identity_confidence_scores_raw_output() -> None:
     x, attr = torch.rand(2, 1, 4, 4), torch.rand(2, 4, 4)
     model = Linear(16)
 
@@ -245,7 +249,7 @@ def test_apply_softmax_false_scores_raw_output() -> None:
         return torch.softmax(model(inp), dim=1)
 
     torch.testing.assert_close(
-        deletion_auc(prob_model, x, attr, 2, n_steps=4, apply_softmax=False),
+        deletion_auc(prob_model, x, attr, 2, n_steps=4, confidence="identity"),
         deletion_auc(model, x, attr, 2, n_steps=4),
     )
 
@@ -271,7 +275,7 @@ def test_target_tuple_for_multidim_output() -> None:
         return inp.flatten(1)[:, :4].reshape(-1, 2, 2)
 
     x, attr = torch.rand(2, 1, 3, 3), torch.rand(2, 3, 3)
-    auc = deletion_auc(model, x, attr, (1, 0), n_steps=3, apply_softmax=False)
+    auc = deletion_auc(model, x, attr, (1, 0), n_steps=3, confidence="identity")
     assert auc.shape == (2,)
 
 
@@ -335,16 +339,19 @@ def test_no_gradient_is_tracked() -> None:
         ({"step_size": 0}, ValueError, "step_size"),
         ({"n_steps": 4, "step_size": 4}, ValueError, "n_steps"),
         ({"batch_size": 0}, ValueError, "batch_size"),
-        ({"apply_softmax": "yes"}, TypeError, "apply_softmax"),
-        ({"target": [0, 1, 2]}, ValueError, "target"),
-        ({"target": torch.tensor([0, 1, 2])}, ValueError, "target"),
+        ({"apply_softmax": "yes"}, ValueError, "apply_softmax"),
+        ({"confidence": "probability"}, ValueError, "confidence"),
+        ({"target": [0, 1, 2]}, AssertionError, "targets"),  # Captum's own error
+        ({"target": torch.tensor([0, 1, 2])}, AssertionError, "targets"),
+        ({"target": [0, 5]}, IndexError, "target"),
+        ({"target": torch.tensor([-1, 0])}, IndexError, "target"),
         ({"target": torch.tensor([0.0, 1.0])}, TypeError, "target"),
         ({"target": 1.5}, TypeError, "target"),
         ({"baselines": torch.zeros(3, 3, 4, 4)}, ValueError, "baselines"),
         ({"baselines": "zeros"}, TypeError, "baselines"),
         ({"baselines": torch.tensor(math.nan)}, ValueError, "baselines"),
         ({"generator": 3}, TypeError, "generator"),
-        ({"additional_forward_args": (torch.ones(3),)}, ValueError, "additional_forward_args"),
+        ({"baselines": math.inf}, ValueError, "baselines"),
     ],
 )
 def test_deletion_bad_inputs(kwargs: dict, error: type, match: str) -> None:
@@ -366,6 +373,8 @@ def test_deletion_bad_inputs(kwargs: dict, error: type, match: str) -> None:
         ({"blur_sigma": 0.0}, ValueError, "blur_sigma"),
         ({"blur_sigma": "5"}, TypeError, "blur_sigma"),
         ({"substrate": torch.zeros(5)}, ValueError, "substrate"),
+        ({"substrate": math.nan}, ValueError, "substrate"),
+        ({"substrate": "mean"}, ValueError, "substrate"),
     ],
 )
 def test_insertion_bad_inputs(kwargs: dict, error: type, match: str) -> None:
@@ -373,12 +382,24 @@ def test_insertion_bad_inputs(kwargs: dict, error: type, match: str) -> None:
         insertion_auc(Linear(48), torch.rand(2, 3, 4, 4), torch.rand(2, 4, 4), 0, **kwargs)
 
 
-def test_softmax_on_single_output_model_raises() -> None:
+def test_single_output_model_scores_sigmoid_by_default_and_refuses_softmax() -> None:
     def model(x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(1, 2, 3))
 
-    with pytest.raises(ValueError, match="apply_softmax"):
-        deletion_auc(model, torch.rand(1, 1, 2, 2), torch.rand(1, 2, 2))
+    x, attr = torch.rand(1, 1, 2, 2), torch.rand(1, 2, 2)
+    with pytest.raises(ValueError, match="sigmoid"):
+        deletion_auc(model, x, attr, confidence="softmax")
+    auto = deletion_auc(model, x, attr, n_steps=4)
+    raw = deletion_auc(lambda v: torch.sigmoid(model(v)), x, attr, n_steps=4, confidence="identity")
+    torch.testing.assert_close(auto, raw)
+
+
+def test_apply_softmax_is_a_deprecated_alias() -> None:
+    x, attr = torch.rand(2, 1, 3, 3), torch.rand(2, 3, 3)
+    model = Linear(9)
+    with pytest.warns(FutureWarning, match="apply_softmax"):
+        old = deletion_auc(model, x, attr, target=1, apply_softmax=False)
+    torch.testing.assert_close(old, deletion_auc(model, x, attr, target=1, confidence="identity"))
 
 
 def test_target_none_on_multidim_output_raises() -> None:
@@ -386,4 +407,4 @@ def test_target_none_on_multidim_output_raises() -> None:
         return x.flatten(1)[:, :4].reshape(-1, 2, 2)
 
     with pytest.raises(ValueError, match="target"):
-        deletion_auc(model, torch.rand(1, 1, 3, 3), torch.rand(1, 3, 3), apply_softmax=False)
+        deletion_auc(model, torch.rand(1, 1, 3, 3), torch.rand(1, 3, 3), confidence="identity")
