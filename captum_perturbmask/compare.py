@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from captum_perturbmask._captum_compat import TargetType
+from captum_perturbmask._forward import ConfidenceType, CountForwards, deprecated_alias
+from captum_perturbmask._random import private_global_rng
 from captum_perturbmask.metrics import (
     box_iou,
     insertion_deletion,
@@ -178,7 +180,9 @@ def default_methods(
         model: The classifier, :math:`(B, C, H, W) \\to (B, K)`.
         inputs: Example inputs :math:`(B, C, H, W)` (only their shape is used).
         budget: Target number of forward passes per input.
-        batch_size: ``perturbations_per_eval`` of every method.
+        batch_size: Rows per forward call of every method: each gets
+            ``perturbations_per_eval = max(1, batch_size // B)`` (Captum's per-example meaning),
+            so every method runs the same batch shapes.
         lime_grid: Superpixels per side for LIME.
 
     Returns:
@@ -200,22 +204,16 @@ def default_methods(
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"`budget` must be a positive int, got {budget!r}.")
     channels, height, width = inputs.shape[1:]
-    n_iter = min(2, budget)
-    n_chains = max(1, budget // n_iter)
+    per_example = max(1, batch_size // inputs.shape[0])
 
     def perturb_mask(x: Tensor, target: TargetType, seed: int) -> Tensor:
         return PerturbMask(model).attribute(
-            x,
-            target=target,
-            n_iter=n_iter,
-            n_chains=n_chains,
-            seed=seed,
-            perturbations_per_eval=batch_size,
+            x, target=target, budget=budget, seed=seed, perturbations_per_eval=per_example
         )
 
     def rise(x: Tensor, target: TargetType, seed: int) -> Tensor:
         return RISE(model).attribute(
-            x, target=target, n_masks=budget, seed=seed, perturbations_per_eval=batch_size
+            x, target=target, budget=budget, seed=seed, perturbations_per_eval=per_example
         )
 
     grid = min(lime_grid, height, width)
@@ -224,7 +222,7 @@ def default_methods(
     feature_mask = (rows[:, None] * grid + cols[None, :]).expand(1, channels, height, width)
 
     def lime(x: Tensor, target: TargetType, seed: int) -> Tensor:
-        with _private_global_rng(x.device), warnings.catch_warnings():
+        with private_global_rng(x.device), warnings.catch_warnings():
             torch.manual_seed(seed)  # captum's Lime samples from the global RNG
             # "multiple inputs" advice: one model per input is intended
             warnings.simplefilter("ignore", UserWarning)
@@ -233,7 +231,7 @@ def default_methods(
                 target=target,
                 feature_mask=feature_mask.to(x.device),
                 n_samples=budget,
-                perturbations_per_eval=batch_size,
+                perturbations_per_eval=per_example,
             )
 
     per_axis = max(1, math.isqrt(budget))
@@ -246,7 +244,7 @@ def default_methods(
             sliding_window_shapes=(channels, win_h, win_w),
             strides=(channels, stride_h, stride_w),
             target=target,
-            perturbations_per_eval=batch_size,
+            perturbations_per_eval=per_example,
         )
 
     methods: dict[str, AttributionFn] = {"PerturbMask": perturb_mask, "RISE": rise}
@@ -297,44 +295,9 @@ def _fit_to_inputs(name: str, attributions: Any, inputs: Tensor) -> Tensor:
     return attributions.to(inputs.dtype)
 
 
-class _ForwardCounter:
-    """Counts the rows that go through ``model`` (a pre-hook on modules, a wrapper otherwise)."""
-
-    def __init__(self, model: Callable[..., Tensor]) -> None:
-        self.rows = 0
-        self.model = model
-        self._handle = None
-        if isinstance(model, nn.Module):
-            self._handle = model.register_forward_pre_hook(self._hook)
-            self.forward: Callable[..., Tensor] = model
-        else:
-
-            def counted(*args: Any, **kwargs: Any) -> Tensor:
-                self._count(args)
-                return model(*args, **kwargs)
-
-            self.forward = counted
-
-    def _count(self, args: tuple) -> None:
-        if args and isinstance(args[0], Tensor) and args[0].ndim > 0:
-            self.rows += args[0].shape[0]
-
-    def _hook(self, module: nn.Module, args: tuple) -> None:
-        self._count(args)
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _private_global_rng(device: torch.device) -> Any:
-    """Fork the global RNG (CPU, and ``device`` when CUDA) and restore it on exit."""
-    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
 def compare(
@@ -349,11 +312,12 @@ def compare(
     n_steps: int | None = None,
     step_size: int | None = None,
     batch_size: int = 64,
-    apply_softmax: bool = True,
+    confidence: ConfidenceType = "auto",
     top_k: float | int = 0.05,
     box_threshold: float = 0.5,
     box_mode: str = "quantile",
     pointing_tolerance: float = 0,
+    apply_softmax: bool | None = None,
 ) -> ComparisonTable:
     """Run saliency methods on one batch and tabulate quality, stability and cost.
 
@@ -386,11 +350,15 @@ def compare(
         step_size: Insertion/deletion pixels per step.
         batch_size: Rows per forward pass for the metrics (and ``perturbations_per_eval`` of
             the default methods).
-        apply_softmax: Score softmax probabilities in insertion / deletion.
+        confidence: How outputs become the scored confidence in insertion / deletion
+            (``"auto"``: softmax over dim 1, sigmoid for one logit; see
+            :func:`~captum_perturbmask.metrics.insertion_auc`).
         top_k: Top set of the consistency IoU, a fraction or a count.
         box_threshold: Threshold of :func:`~captum_perturbmask.metrics.saliency_box`.
         box_mode: Mode of :func:`~captum_perturbmask.metrics.saliency_box`.
         pointing_tolerance: Tolerance of :func:`~captum_perturbmask.metrics.pointing_game`.
+        apply_softmax: Deprecated: ``True`` is ``confidence="softmax"``, ``False``
+            ``confidence="identity"``.
 
     Returns:
         A :class:`ComparisonTable`, one row per method in the order of ``methods``.
@@ -412,21 +380,26 @@ def compare(
         >>> table["pixels"]["spearman"] is None, table["noise"]["spearman"] is None
         (True, False)
     """
+    confidence = deprecated_alias(
+        confidence, "apply_softmax", apply_softmax, {True: "softmax", False: "identity"}
+    )
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise ValueError(f"`seeds` must be a non-empty sequence of ints, got {seeds!r}.")
     if not isinstance(inputs, Tensor):
         raise TypeError(f"`inputs` must be a torch.Tensor, got {type(inputs).__name__}.")
     batch = inputs.shape[0]
-    if target is None:
+    if target is None:  # the predicted class, once, so every method explains the same one
         with torch.no_grad():
-            target = model(inputs).argmax(dim=1)
+            clean = model(inputs)
+        if isinstance(clean, Tensor) and clean.dim() == 2 and clean.shape[1] > 1:
+            target = clean.argmax(dim=1)
     image_size = tuple(inputs.shape[2:]) if boxes is not None else None
     if boxes is not None and len(image_size) != 2:
         raise ValueError(f"`boxes` need image inputs (B, C, H, W), got {tuple(inputs.shape)}.")
 
-    counter = _ForwardCounter(model)
-    try:
+    counter = CountForwards(model)
+    with counter:
         if methods is None:
             # a module is counted by its pre-hook (and GradCAM needs the module itself)
             forward = model if isinstance(model, nn.Module) else counter.forward
@@ -445,7 +418,7 @@ def compare(
             for i, seed in enumerate(seeds):
                 _sync(inputs.device)
                 start = time.perf_counter()
-                with _private_global_rng(inputs.device):  # restored afterwards
+                with private_global_rng(inputs.device):  # restored afterwards
                     torch.manual_seed(seed)
                     attributions = fn(inputs, target, seed)
                 _sync(inputs.device)
@@ -457,8 +430,6 @@ def compare(
             counted = forwards if counter.rows or isinstance(model, nn.Module) else None
             stats[name] = (counted, seconds / (batch * len(maps)))
             runs[name] = maps
-    finally:
-        counter.close()
 
     rows = []
     for name, maps in runs.items():
@@ -472,7 +443,7 @@ def compare(
                 n_steps=n_steps,
                 step_size=step_size,
                 batch_size=batch_size,
-                apply_softmax=apply_softmax,
+                confidence=confidence,
             )
             ins.append(curves.insertion.mean().item())
             dele.append(curves.deletion.mean().item())

@@ -65,8 +65,8 @@ def default_grid(spatial: Sequence[int], image_grid: int = 8) -> tuple[int, ...]
       motifs at any length.
 
     Example:
-        >>> default_grid((64, 64)), default_grid((150,)), default_grid((40,)), default_grid((10000,))
-        ((8, 8), (19,), (8,), (32,))
+        >>> [default_grid(s) for s in [(64, 64), (150,), (40,), (10000,)]]
+        [(8, 8), (19,), (8,), (32,)]
     """
     if len(spatial) == 2:
         return (image_grid, image_grid)

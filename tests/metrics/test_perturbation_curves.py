@@ -142,7 +142,9 @@ def test_partial_last_step_uses_true_fractions() -> None:
 
     x = torch.ones(1, 1, 5)
     attr = torch.arange(5.0).flip(0).reshape(1, 5)
-    auc, curve = deletion_auc(model, x, attr, step_size=2, confidence="identity", return_curves=True)
+    auc, curve = deletion_auc(
+        model, x, attr, step_size=2, confidence="identity", return_curves=True
+    )
     torch.testing.assert_close(curve[0], torch.tensor([1.0, 0.6, 0.2, 0.0]))
     # linear in the fraction deleted -> exactly 0.5 with the true x positions
     torch.testing.assert_close(auc, torch.tensor([0.5]))
