@@ -141,6 +141,10 @@ def run_consistency(
     n_runs, batch = runs.shape[:2]
     flat = runs.reshape(n_runs, batch, -1)
     n = flat.shape[2]
+    if n == 0:
+        raise ValueError(
+            f"`attributions` maps must hold at least one feature, got shape {tuple(runs.shape)}."
+        )
     if isinstance(top_k, bool) or not isinstance(top_k, (Integral, Real)):
         raise TypeError(f"`top_k` must be a float fraction or an int count, got {top_k!r}.")
     if isinstance(top_k, Integral):

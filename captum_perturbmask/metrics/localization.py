@@ -113,6 +113,8 @@ def saliency_mask(attributions: Tensor, threshold: float = 0.5, mode: str = "qua
     if not isinstance(mode, str) or mode not in _MODES:
         raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
     flat = saliency.flatten(1)
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()  # sums and normalisations overflow or round in half precision
     n = flat.shape[1]
     if mode == "value":
         threshold = check_fraction(threshold, "threshold")
@@ -239,7 +241,8 @@ def box_iou(boxes1: Tensor, boxes2: Tensor, size: tuple[int, int] | None = None)
             f"`boxes1` and `boxes2` must have the same shape (B, 4), got "
             f"{tuple(boxes1.shape)} and {tuple(boxes2.shape)}."
         )
-    dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
+    # at least float32: areas of 300-pixel boxes overflow float16
+    dtype = torch.promote_types(torch.promote_types(boxes1.dtype, boxes2.dtype), torch.float32)
     boxes1, boxes2 = boxes1.to(dtype), boxes2.to(dtype=dtype, device=boxes1.device)
     top_left = torch.maximum(boxes1[:, :2], boxes2[:, :2])
     bottom_right = torch.minimum(boxes1[:, 2:], boxes2[:, 2:])

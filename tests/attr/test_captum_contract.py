@@ -1,10 +1,10 @@
 """PerturbMask and RISE against the test config that ships inside Captum.
 
 For every case of ``captum.testing.attr.helpers.test_config`` that Captum runs its perturbation
-methods on (FeatureAblation / Lime cases, no NoiseTunnel), and whose model returns
-``(batch, classes)`` outputs, this checks what Captum's generic target tests check: a batched
-call equals the per-example calls for every target form; and what its hook-removal tests check:
-an invalid target raises Captum's own ``AssertionError`` and leaves no hook behind.
+methods on (FeatureAblation / Lime cases, no NoiseTunnel) — ``(batch, classes)`` outputs and
+N-d outputs with tuple targets alike — this checks what Captum's generic target tests check: a
+batched call equals the per-example calls for every target form; and what its hook-removal tests
+check: an invalid target raises Captum's own ``AssertionError`` and leaves no hook behind.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from captum_perturbmask import RISE, PerturbMask
 
 from .planted import PlantedImageModel
 
-KW = dict(n_iter=4, n_chains=4, seed=0)
+KW = {PerturbMask: dict(n_iter=4, n_chains=4, seed=0), RISE: dict(n_masks=16, seed=0)}
 
 
 def _cases():
@@ -49,30 +49,35 @@ def _slice(value, i, batch):
     return value
 
 
+@pytest.mark.parametrize("method", [PerturbMask, RISE])
 @pytest.mark.parametrize("case", list(_cases()))
-def test_captum_config_batched_equals_per_example(case) -> None:
+def test_captum_config_batched_equals_per_example(case, method) -> None:
     model = case["model"]
     args = _args(case)
     inputs = args["inputs"]
     batch = (inputs[0] if isinstance(inputs, tuple) else inputs).shape[0]
-    pm = PerturbMask(model)
-    try:
-        full = pm.attribute(**args, **KW)
-    except ValueError as err:  # a multi-dimensional output (tuple targets): documented refusal
-        assert "(batch, classes)" in str(err)
-        out = model(
-            *(inputs if isinstance(inputs, tuple) else (inputs,)),
-            *(args.get("additional_forward_args") or ()),
-        )
-        assert out.dim() != 2
-        return
+    explainer = method(model)
+    full = explainer.attribute(**args, **KW[method])
     full_t = full if isinstance(full, tuple) else (full,)
+    inputs_t = inputs if isinstance(inputs, tuple) else (inputs,)
+    for f, x in zip(full_t, inputs_t, strict=True):
+        assert f.shape == x.shape and f.dtype == x.dtype
+        assert torch.isfinite(f).all()
     for i in range(batch):
-        single = pm.attribute(**{k: _slice(v, i, batch) for k, v in args.items()}, **KW)
+        single = explainer.attribute(
+            **{k: _slice(v, i, batch) for k, v in args.items()}, **KW[method]
+        )
         single_t = single if isinstance(single, tuple) else (single,)
         for f, s in zip(full_t, single_t, strict=True):
             assert f.shape[1:] == s.shape[1:]
             torch.testing.assert_close(s[0], f[i], rtol=1e-4, atol=1e-5)
+
+
+def test_config_covers_nd_outputs_with_tuple_targets() -> None:
+    """The N-d output cases (e.g. (4, 2, 2, 2) with tuple targets) are among those checked."""
+    names = [c.values[0]["name"] for c in _cases()]
+    assert "basic_multiple_tuple_target" in names
+    assert "basic_multiple_tuple_target_with_baselines" in names
 
 
 @pytest.mark.parametrize("method", [PerturbMask, RISE])
@@ -81,9 +86,8 @@ def test_hook_removal_on_invalid_target(method) -> None:
     x = torch.rand(2, 1, 10, 10)
     hooks_before = {n: dict(m._forward_hooks) for n, m in model.named_modules()}
     pre_before = {n: dict(m._forward_pre_hooks) for n, m in model.named_modules()}
-    kw = dict(KW) if method is PerturbMask else dict(n_masks=8, seed=0)
     with pytest.raises(AssertionError):
-        method(model).attribute(x, target=(0, 0, 0), **kw)
+        method(model).attribute(x, target=(0, 0, 0), **KW[method])
     assert hooks_before == {n: dict(m._forward_hooks) for n, m in model.named_modules()}
     assert pre_before == {n: dict(m._forward_pre_hooks) for n, m in model.named_modules()}
 

@@ -195,13 +195,103 @@ def test_per_example_feature_mask() -> None:
     assert torch.unique(attr[1]).numel() == 1  # a single group for example 1
 
 
-@pytest.mark.parametrize("baselines", [None, 0.5, "blur", "tensor"])
-def test_baselines_forms(baselines) -> None:
-    model, x = _planted(4)
-    if baselines == "tensor":
-        baselines = torch.full_like(x[:1], 0.25)
-    attr = PerturbMask(model).attribute(x, target=0, baselines=baselines, seed=0, **FAST)
-    assert attr.shape == x.shape and torch.isfinite(attr).all()
+class RowRecorder(nn.Module):
+    """Records every row it scores (and its extra argument); logits from the row mean."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[torch.Tensor] = []
+        self.extra: list[object] = []
+
+    def forward(self, x: torch.Tensor, *extra: object) -> torch.Tensor:
+        self.rows.append(x.detach().clone())
+        self.extra.append(extra)
+        m = x.flatten(1).mean(1)
+        return torch.stack([m, -m], 1)
+
+
+@pytest.mark.parametrize("form", ["scalar", "tensor", "batch-1", "no-batch", "blur", "none"])
+def test_each_baseline_form_perturbs_rows_as_documented(form: str) -> None:
+    """Every perturbed row is ``b + m * (x - b)`` with one mask ``m`` in [0, 1] shared by the
+    channels, ``b`` the documented baseline, and some positions fully masked (``m = 0``)."""
+    from captum_perturbmask._ops import blur
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 12, 12, generator=g) + 2.0
+    per_pixel = torch.rand(2, 3, 12, 12, generator=g)
+    baselines, b = {
+        "scalar": (-1.5, torch.full_like(x, -1.5)),
+        "tensor": (per_pixel, per_pixel),
+        "batch-1": (per_pixel[:1], per_pixel[:1].expand_as(x)),
+        "no-batch": (per_pixel[0], per_pixel[0].expand_as(x)),
+        "blur": ("blur", blur(x, 11, 5.0)),
+        "none": (None, torch.zeros_like(x)),
+    }[form]
+    model = RowRecorder()
+    PerturbMask(model).attribute(x, baselines=baselines, target=0, budget=8, seed=0)
+    rows = torch.cat(model.rows[1:])  # after the clean pass
+    example = torch.arange(rows.shape[0]) // 4  # 2 steps x 4 chains, example-major
+    example = torch.cat([example[:8], example[:8]])  # one forward per step
+    m = (rows - b[example]) / (x[example] - b[example])
+    torch.testing.assert_close(m, m[:, :1].expand_as(m), rtol=1e-4, atol=1e-4)
+    assert m.min() >= -1e-4 and m.max() <= 1 + 1e-4
+    assert (m[:, 0] < 1e-4).any() and (m[:, 0] > 1 - 1e-4).any()
+
+
+def test_the_forward_argument_arrives_with_each_row() -> None:
+    """Per-example tensors are gathered per row; other arguments arrive unchanged."""
+    x = torch.stack([torch.full((3, 8, 8), float(i + 1)) for i in range(3)])
+    tag = torch.tensor([1.0, 2.0, 3.0])
+    model = RowRecorder()
+    PerturbMask(model).attribute(
+        x, target=0, additional_forward_args=(tag, "unchanged"), budget=12,
+        perturbations_per_eval=2, seed=0,
+    )  # fmt: skip
+    assert len(model.rows) > 2
+    for rows, (row_tag, word) in zip(model.rows, model.extra, strict=True):
+        assert word == "unchanged"
+        assert row_tag.shape == (rows.shape[0],)
+        # a row of example i is a mix of the constant i + 1 and the zero baseline
+        assert (rows.flatten(1).amax(1) <= row_tag + 1e-6).all()
+    clean_rows, (clean_tag, _) = model.rows[0], model.extra[0]
+    torch.testing.assert_close(clean_rows.flatten(1).amax(1), clean_tag)
+
+
+def test_regression_estimator_matches_an_independent_least_squares_solution() -> None:
+    """eta > 0: the closed form equals lstsq on the augmented system
+    [X_c / sqrt(N); sqrt(eta v) D; sqrt(ridge v) I] s = [y_c / sqrt(N); 0; 0], with D the
+    neighbour-difference matrix of the grid (s^T L s = |D s|^2)."""
+    from captum_perturbmask.attr._masks import _grid_laplacian
+
+    g = torch.Generator().manual_seed(0)
+    grid = (3, 4)
+    f = 12
+    x = torch.rand(1, 200, f, generator=g, dtype=torch.float64)
+    y = x[0] @ torch.randn(f, generator=g, dtype=torch.float64) + 0.1 * torch.randn(
+        200, generator=g, dtype=torch.float64
+    )
+    eta, ridge = 2.0, 0.01
+    est = RegressionEstimator(eta=eta, ridge=ridge, link="identity")
+    est.reset(1, f, torch.device("cpu"), torch.float64)
+    est.update(x[:, :120], y[None, :120])
+    est.update(x[:, 120:], y[None, 120:])  # sums over two updates
+    lap = _grid_laplacian(grid, torch.device("cpu"), torch.float64)
+    got = est.solve(lap)[0]
+
+    xc = x[0] - x[0].mean(0)
+    yc = y - y.mean()
+    v = xc.var(0, unbiased=False).mean()
+    idx = torch.arange(f).reshape(grid)
+    pairs = [(a, b) for a, b in zip(idx[:, :-1].flatten(), idx[:, 1:].flatten(), strict=True)]
+    pairs += [(a, b) for a, b in zip(idx[:-1].flatten(), idx[1:].flatten(), strict=True)]
+    d = torch.zeros(len(pairs), f, dtype=torch.float64)
+    for r, (a, b) in enumerate(pairs):
+        d[r, a], d[r, b] = 1.0, -1.0
+    torch.testing.assert_close(d.T @ d, lap)
+    a = torch.cat([xc / 200**0.5, (eta * v) ** 0.5 * d, (ridge * v) ** 0.5 * torch.eye(f)])
+    rhs = torch.cat([yc / 200**0.5, torch.zeros(len(pairs) + f, dtype=torch.float64)])
+    expected = torch.linalg.lstsq(a, rhs[:, None]).solution[:, 0]
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-8)
 
 
 def test_baseline_equal_to_input_gives_flat_map() -> None:

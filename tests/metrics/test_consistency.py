@@ -95,3 +95,9 @@ def test_sequence_and_stacked_agree() -> None:
 def test_bad_inputs(attributions, kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         run_consistency(attributions, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 0), (2, 3, 3, 0)])
+def test_empty_maps_are_refused(shape: tuple) -> None:
+    with pytest.raises(ValueError, match="at least one feature"):
+        run_consistency(torch.rand(*shape))
