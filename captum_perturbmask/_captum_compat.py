@@ -5,32 +5,23 @@ private import through this module keeps a Captum upgrade to a one-file change.
 """
 
 from captum._utils.common import (
-    _expand_additional_forward_args,
-    _expand_target,
     _format_additional_forward_args,
-    _format_baseline,
     _format_output,
     _format_tensor_into_tuples,
     _is_tuple,
-    _run_forward,
     _select_targets,
     _validate_target,
 )
 from captum._utils.progress import progress
-from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 
 __all__ = [
-    "BaselineType",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
-    "_expand_additional_forward_args",
-    "_expand_target",
     "_format_additional_forward_args",
-    "_format_baseline",
     "_format_output",
     "_format_tensor_into_tuples",
     "_is_tuple",
-    "_run_forward",
     "_select_targets",
     "_validate_target",
     "progress",

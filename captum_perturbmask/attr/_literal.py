@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
-from captum_perturbmask._captum_compat import progress
 from captum_perturbmask._forward import TargetForward
 from captum_perturbmask._random import make_generator
 from captum_perturbmask.attr._common import mix, spans
@@ -42,9 +42,7 @@ def literal_attribution(
     n_cells = design.n_cells
     blocks = list(spans(k.n_chains, CHAIN_BLOCK))
     calls = sum(-(-batch * (e - s) // (k.perturbations_per_eval * batch)) for s, e in blocks)
-    bar = progress(
-        desc="PerturbMask attribution", total=k.n_iter * calls, disable=not k.show_progress
-    )
+    bar = tqdm(desc="PerturbMask attribution", total=k.n_iter * calls, disable=not k.show_progress)
     lap = design.laplacian(cells=True)
     gen = make_generator(k.seed, device)
     total = torch.zeros(batch, n_cells, device=device, dtype=dtype)

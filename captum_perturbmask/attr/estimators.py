@@ -100,8 +100,7 @@ class RegressionEstimator(Estimator):
         if self.link == "identity":
             return p
         if log_odds is None:
-            q = p.clamp(1e-6, 1 - 1e-6)
-            log_odds = torch.log(q) - torch.log1p(-q)
+            log_odds = torch.logit(p, eps=1e-6)
         if self.max_log_odds is not None:
             log_odds = log_odds.clamp(-self.max_log_odds, self.max_log_odds)
         return log_odds

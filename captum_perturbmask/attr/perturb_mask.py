@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from captum.attr import PerturbationAttribution
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from captum_perturbmask._captum_compat import (
     TargetType,
@@ -18,7 +19,6 @@ from captum_perturbmask._captum_compat import (
     _format_output,
     _format_tensor_into_tuples,
     _is_tuple,
-    progress,
 )
 from captum_perturbmask._checks import (
     MAX_BUDGET,
@@ -438,7 +438,7 @@ def _run_chains(
     groups = example_groups(batch, n_feat, torch.empty((), dtype=dtype).element_size())
     blocks = list(spans(k.n_chains, CHAIN_BLOCK))
     calls = sum(math.ceil((e - s) / k.perturbations_per_eval) for s, e in blocks)
-    bar = progress(
+    bar = tqdm(
         desc="PerturbMask attribution",
         total=len(groups) * k.n_iter * calls,
         disable=not k.show_progress,

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from captum.attr import PerturbationAttribution
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from captum_perturbmask._captum_compat import (
     TargetType,
@@ -16,7 +17,6 @@ from captum_perturbmask._captum_compat import (
     _format_output,
     _format_tensor_into_tuples,
     _is_tuple,
-    progress,
 )
 from captum_perturbmask._checks import (
     MAX_BUDGET,
@@ -187,7 +187,7 @@ class RISE(PerturbationAttribution):
         msum: list[Tensor | None] = [None] * len(inputs_t)
         full, rest = divmod(n_masks, _BLOCK)
         n_calls = full * math.ceil(_BLOCK / ppe) + math.ceil(rest / ppe)
-        bar = progress(desc="RISE attribution", total=n_calls, disable=not show_progress)
+        bar = tqdm(desc="RISE attribution", total=n_calls, disable=not show_progress)
         for s, e in spans(n_masks, _BLOCK):
             nb = e - s
             cells = torch.rand(nb, design.n_cells, generator=gen, device=device) < keep_prob
