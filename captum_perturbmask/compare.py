@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import math
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +29,6 @@ from torch import Tensor, nn
 from captum_perturbmask._captum_compat import TargetType
 from captum_perturbmask._forward import ConfidenceType, CountForwards, deprecated_alias
 from captum_perturbmask._random import private_global_rng
-from captum_perturbmask.metrics import (
-    box_iou,
-    insertion_deletion,
-    pointing_game,
-    run_consistency,
-    saliency_box,
-)
 
 __all__ = ["AttributionFn", "ComparisonTable", "compare", "default_methods", "plot_maps"]
 
@@ -263,43 +255,6 @@ def default_methods(
     return methods
 
 
-def _as_callable(name: str, method: Any) -> AttributionFn:
-    """Wrap a Captum ``Attribution`` object as ``fn(inputs, target, seed)``."""
-    if callable(getattr(method, "attribute", None)):
-
-        def fn(x: Tensor, target: TargetType, seed: int) -> Tensor:
-            return method.attribute(x, target=target)
-
-        return fn
-    if callable(method):
-        return method
-    raise TypeError(
-        f"`methods[{name!r}]` must be a callable fn(inputs, target, seed) or a Captum "
-        f"Attribution, got {type(method).__name__}."
-    )
-
-
-def _fit_to_inputs(name: str, attributions: Any, inputs: Tensor) -> Tensor:
-    """Unwrap 1-tuples, detach, and upsample layer attributions to the input size."""
-    if isinstance(attributions, tuple) and len(attributions) == 1:
-        attributions = attributions[0]
-    if not isinstance(attributions, Tensor):
-        raise TypeError(f"Method {name!r} must return a tensor, got {type(attributions).__name__}.")
-    attributions = attributions.detach()
-    spatial = inputs.shape[2:]
-    if attributions.ndim == inputs.ndim and attributions.shape[2:] != spatial:
-        mode = "bilinear" if inputs.ndim == 4 else "linear"
-        attributions = torch.nn.functional.interpolate(
-            attributions, size=spatial, mode=mode, align_corners=False
-        )
-    return attributions.to(inputs.dtype)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def compare(
     methods: Mapping[str, Any] | None = None,
     *,
@@ -321,10 +276,13 @@ def compare(
 ) -> ComparisonTable:
     """Run saliency methods on one batch and tabulate quality, stability and cost.
 
-    Each method runs once per seed (``torch.manual_seed(seed)`` is set first inside a fork of
-    the global RNG, which is restored afterwards, and the seed is passed on). A method whose
-    first two runs are identical is deterministic: it is not
-    run again and has no consistency score. Metrics are averaged over inputs and runs:
+    The scoring is :func:`~captum_perturbmask.evaluate.score_batch`, the code
+    :func:`~captum_perturbmask.evaluate.evaluate` runs on every batch of a dataset. Each method
+    runs once per seed (inside a fork of the global RNG seeded with the run's seed, derived
+    from the seed by :func:`~captum_perturbmask.evaluate.derive_seed`, and passed on); the
+    caller's RNG is restored afterwards. A method whose first two runs are identical is
+    deterministic: it is not run again and has no consistency score. Metrics are averaged over
+    inputs and runs:
     insertion / deletion AUC (blurred start, zero baseline, softmax of ``target``), box IoU
     of :func:`~captum_perturbmask.metrics.saliency_box` (``box_threshold``, ``box_mode``)
     with ``boxes`` and pointing-game hits (``pointing_tolerance``) when ``boxes`` are given,
@@ -339,11 +297,11 @@ def compare(
             :func:`default_methods` (PerturbMask, RISE, GradCAM, LIME, Occlusion) at ``budget``.
         model: The classifier :math:`(B, C, *S) \\to (B, K)`, in the mode it should be
             evaluated in (call ``model.eval()`` first).
-        inputs: Images :math:`(B, C, H, W)` (or series :math:`(B, C, T)` with custom
-            ``methods`` and no ``boxes``).
+        inputs: Images :math:`(B, C, H, W)` or series :math:`(B, C, T)`.
         target: Class per input, Captum conventions; ``None`` uses the model's prediction.
         boxes: Optional object boxes :math:`(B, 4)` ``(x1, y1, x2, y2)``, pixel-edge
-            convention (see :mod:`captum_perturbmask.metrics.localization`).
+            convention, or evidence spans :math:`(B, 2)` for series (see
+            :mod:`captum_perturbmask.metrics.localization`).
         budget: Forward passes per input given to the default methods.
         seeds: Seeds of the runs; at least 2 for a consistency score.
         n_steps: Insertion/deletion steps (see :func:`~captum_perturbmask.metrics.insertion_auc`).
@@ -380,6 +338,8 @@ def compare(
         >>> table["pixels"]["spearman"] is None, table["noise"]["spearman"] is None
         (True, False)
     """
+    from captum_perturbmask.evaluate import ScoreSettings, _methods, score_batch, summarize
+
     confidence = deprecated_alias(
         confidence, "apply_softmax", apply_softmax, {True: "softmax", False: "identity"}
     )
@@ -388,93 +348,60 @@ def compare(
         raise ValueError(f"`seeds` must be a non-empty sequence of ints, got {seeds!r}.")
     if not isinstance(inputs, Tensor):
         raise TypeError(f"`inputs` must be a torch.Tensor, got {type(inputs).__name__}.")
+    if inputs.ndim not in (3, 4) or inputs.shape[0] == 0:
+        raise ValueError(
+            f"`inputs` must be a non-empty batch (B, C, H, W) or (B, C, T), got "
+            f"{tuple(inputs.shape)}."
+        )
     batch = inputs.shape[0]
     if target is None:  # the predicted class, once, so every method explains the same one
         with torch.no_grad():
             clean = model(inputs)
         if isinstance(clean, Tensor) and clean.dim() == 2 and clean.shape[1] > 1:
             target = clean.argmax(dim=1)
-    image_size = tuple(inputs.shape[2:]) if boxes is not None else None
-    if boxes is not None and len(image_size) != 2:
-        raise ValueError(f"`boxes` need image inputs (B, C, H, W), got {tuple(inputs.shape)}.")
-
+    if boxes is not None:
+        boxes = torch.as_tensor(boxes).double()
+        if boxes.shape != (batch, 2 * (inputs.ndim - 2)):
+            raise ValueError(
+                f"`boxes` must be {(batch, 2 * (inputs.ndim - 2))} for inputs of shape "
+                f"{tuple(inputs.shape)} (boxes for images, spans for series), got "
+                f"{tuple(boxes.shape)}."
+            )
+    settings = ScoreSettings(
+        confidence, n_steps, step_size, batch_size, top_k, box_threshold, box_mode,
+        pointing_tolerance,
+    )  # fmt: skip
     counter = CountForwards(model)
     with counter:
         if methods is None:
-            # a module is counted by its pre-hook (and GradCAM needs the module itself)
-            forward = model if isinstance(model, nn.Module) else counter.forward
-            methods = default_methods(forward, inputs, budget, batch_size)
-        if not isinstance(methods, Mapping) or not methods:
-            raise TypeError(
-                f"`methods` must be a non-empty mapping name -> method, got {methods!r}."
-            )
-        runs: dict[str, list[Tensor]] = {}
-        stats: dict[str, tuple[float | None, float]] = {}
-        for name, method in methods.items():
-            fn = _as_callable(name, method)
-            maps: list[Tensor] = []
-            seconds = 0.0
-            counter.rows = 0
-            for i, seed in enumerate(seeds):
-                _sync(inputs.device)
-                start = time.perf_counter()
-                with private_global_rng(inputs.device):  # restored afterwards
-                    torch.manual_seed(seed)
-                    attributions = fn(inputs, target, seed)
-                _sync(inputs.device)
-                seconds += time.perf_counter() - start
-                maps.append(_fit_to_inputs(name, attributions, inputs))
-                if i == 1 and torch.equal(maps[0], maps[1]):
-                    break
-            forwards = counter.rows / (batch * len(maps))
-            counted = forwards if counter.rows or isinstance(model, nn.Module) else None
-            stats[name] = (counted, seconds / (batch * len(maps)))
-            runs[name] = maps
-
+            fns = _methods(model, None, counter, inputs, budget, batch_size)
+        else:
+            fns = _methods(model, methods, counter, inputs, budget)
+        counted = counter if isinstance(model, nn.Module) or methods is None else None
+        records, maps = score_batch(
+            model, fns, inputs, target, list(range(batch)), seeds, settings, boxes, counted,
+            keep_maps=True,
+        )  # fmt: skip
+    result = summarize(records, list(fns), top_k=top_k)
     rows = []
-    for name, maps in runs.items():
-        ins, dele, iou, point = [], [], [], []
-        for attributions in maps:
-            curves = insertion_deletion(
-                model,
-                inputs,
-                attributions,
-                target,
-                n_steps=n_steps,
-                step_size=step_size,
-                batch_size=batch_size,
-                confidence=confidence,
-            )
-            ins.append(curves.insertion.mean().item())
-            dele.append(curves.deletion.mean().item())
-            if boxes is not None:
-                predicted = saliency_box(attributions, box_threshold, box_mode)
-                iou.append(box_iou(predicted, boxes.to(predicted.device), image_size).mean().item())
-                hits = pointing_game(attributions, boxes, tolerance=pointing_tolerance)
-                point.append(hits.float().mean().item())
-        stochastic = len(maps) > 1 and not torch.equal(maps[0], maps[1])
-        spearman = top_iou = None
-        if stochastic:
-            agreement = run_consistency(maps, top_k=top_k)
-            spearman = agreement.spearman.nanmean().item()
-            top_iou = agreement.top_k_iou.mean().item()
-        forwards, seconds = stats[name]
+    for row in result.summary:
+        name = row["method"]
+        value = {
+            k: None if row[k] is None or math.isnan(row[k]) else row[k]
+            for k in ("insertion", "deletion", "iou", "pointing", "spearman", "top_k_iou")
+        }
         rows.append(
             {
                 "method": name,
-                "insertion": sum(ins) / len(ins),
-                "deletion": sum(dele) / len(dele),
-                "iou": sum(iou) / len(iou) if iou else None,
-                "pointing": sum(point) / len(point) if point else None,
-                "spearman": spearman,
-                "top_k_iou": top_iou,
-                "forwards_per_input": forwards,
-                "seconds_per_input": seconds,
-                "runs": len(maps),
-                "stochastic": stochastic,
+                **value,
+                "forwards_per_input": row["forwards_per_input"],
+                "seconds_per_input": row["seconds_per_input"],
+                # a deterministic method ran twice: the second, identical map is not kept
+                "runs": len(maps[name]) + int(len(seeds) > 1 and not row["stochastic"]),
+                "stochastic": row["stochastic"],
             }
         )
-    return ComparisonTable(rows=rows, maps={n: m[0] for n, m in runs.items()}, top_k=top_k)
+    return ComparisonTable(rows=rows, maps={n: m[0] for n, m in maps.items()}, top_k=top_k)
 
 
 def plot_maps(

@@ -7,6 +7,9 @@ from captum_perturbmask.metrics.localization import (
     pointing_game,
     saliency_box,
     saliency_mask,
+    saliency_span,
+    span_iou,
+    span_to_mask,
 )
 from captum_perturbmask.metrics.perturbation_curves import (
     InsertionDeletion,
@@ -28,4 +31,7 @@ __all__ = [
     "run_consistency",
     "saliency_box",
     "saliency_mask",
+    "saliency_span",
+    "span_iou",
+    "span_to_mask",
 ]
