@@ -614,6 +614,26 @@ def read_records(out: str | os.PathLike) -> Iterator[dict[str, Any]]:
                     continue  # the batch in flight when a run was killed
 
 
+def _drop_partial_line(path: Path) -> None:
+    """Cut a last line left unfinished by a killed run, so appends start on a fresh line."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            step = min(1 << 16, pos)
+            fh.seek(pos - step)
+            chunk = fh.read(step)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                if pos - step + cut + 1 < end:
+                    fh.truncate(pos - step + cut + 1)
+                return
+            pos -= step
+        fh.truncate(0)
+
+
 def _append(path: Path, records: list[dict[str, Any]]) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         for r in records:
@@ -915,6 +935,7 @@ def _run(
     if out is not None:
         path = _records_path(out, dist.rank)
         if resume:
+            _drop_partial_line(path)
             done = _completed(read_records(out), seeds)
         elif dist.rank == 0:
             for old in out.glob("records-rank*.jsonl"):
