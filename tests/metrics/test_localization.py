@@ -12,6 +12,9 @@ from captum_perturbmask.metrics import (
     pointing_game,
     saliency_box,
     saliency_mask,
+    saliency_span,
+    span_iou,
+    span_to_mask,
 )
 
 
@@ -282,3 +285,58 @@ def test_box_iou_of_large_half_precision_boxes_is_finite() -> None:
     expected = box_iou(b1, b2)
     torch.testing.assert_close(box_iou(b1.half(), b2.half()), expected)
     assert expected.item() == pytest.approx(280**2 / 300**2)
+
+
+# --------------------------------------------------------------------------------------------
+# series: spans, the 1-D analogue of boxes
+
+
+def test_saliency_span_is_the_tight_span_of_the_salient_steps() -> None:
+    g = torch.Generator().manual_seed(0)
+    attr = torch.rand(5, 3, 40, generator=g)
+    for mode, threshold in (("quantile", 0.9), ("value", 0.7), ("energy", 0.3)):
+        spans = saliency_span(attr, threshold, mode)
+        summed = attr.sum(1)
+        # the same steps as saliency_mask picks on the (B, 1, T) "image" of the summed map
+        keep = saliency_mask(summed[:, None, :], threshold, mode)[:, 0]
+        for b in range(5):
+            steps = keep[b].nonzero().flatten()
+            assert spans[b].tolist() == [float(steps.min()), float(steps.max() + 1)]
+    assert saliency_span(torch.rand(2, 40), 0.5).shape == (2, 2)
+
+
+def test_span_iou_equals_box_iou_of_one_pixel_high_boxes() -> None:
+    """The same math as box_iou along one axis (one implementation)."""
+    g = torch.Generator().manual_seed(1)
+    lo = torch.randint(0, 20, (50, 2), generator=g).float()
+    spans1 = torch.stack([lo[:, 0], lo[:, 0] + 1 + torch.randint(0, 10, (50,), generator=g)], 1)
+    spans2 = torch.stack([lo[:, 1], lo[:, 1] + 1 + torch.randint(0, 10, (50,), generator=g)], 1)
+    as_boxes = lambda s: torch.stack([s[:, 0], torch.zeros(50), s[:, 1], torch.ones(50)], 1)  # noqa: E731
+    torch.testing.assert_close(
+        span_iou(spans1, spans2), box_iou(as_boxes(spans1), as_boxes(spans2))
+    )
+    assert span_iou(torch.tensor([[0, 4]]), torch.tensor([[4, 8]])).item() == 0.0
+
+
+def test_span_to_mask_and_bad_spans() -> None:
+    assert span_to_mask(torch.tensor([[0.5, 2.0]]), 4).tolist() == [[True, True, False, False]]
+    with pytest.raises(ValueError, match="start < end"):
+        span_to_mask(torch.tensor([[3, 3]]), 5)
+    with pytest.raises(ValueError, match="inside the series"):
+        span_to_mask(torch.tensor([[2, 9]]), 5)
+    with pytest.raises(ValueError, match="spans"):
+        span_iou(torch.tensor([[0, 1, 2, 3]]), torch.tensor([[0, 1, 2, 3]]))
+    with pytest.raises(ValueError, match="attributions"):
+        saliency_span(torch.rand(2, 3, 4, 5))
+
+
+def test_pointing_game_on_a_multichannel_series_sums_the_channels() -> None:
+    """A 6-channel map whose summed peak lies in the evidence is a hit (it used to be read as
+    an image whose rows are channels, and scored a miss)."""
+    attr = torch.zeros(2, 6, 50)
+    attr[:, 5, 30] = 1.0  # the peak, on the last channel
+    attr[1, 0, 10] = 2.0  # example 1: a stronger peak outside the evidence
+    spans = torch.tensor([[25, 35], [25, 35]])
+    assert pointing_game(attr, spans).tolist() == [True, False]
+    assert pointing_game(attr, spans, tolerance=15).tolist() == [True, True]
+    assert pointing_game(attr.sum(1), spans).tolist() == [True, False]  # (B, T) maps too
