@@ -154,10 +154,12 @@ def default_methods(
     batch_size: int = 64,
     lime_grid: int = 8,
 ) -> dict[str, AttributionFn]:
-    """The methods :func:`compare` runs when ``methods=None``, at a common forward budget.
+    """The methods :func:`compare` and :func:`~captum_perturbmask.evaluate.evaluate` run when
+    ``methods=None``, at a common forward budget.
 
-    * ``PerturbMask``: its default two-step chains, ``n_iter=2``, ``n_chains = budget // 2``
-      (``n_iter * n_chains`` forwards per input);
+    Images :math:`(B, C, H, W)`:
+
+    * ``PerturbMask``: ``budget`` forwards (``PerturbMask.attribute(budget=...)``);
     * ``RISE``: ``n_masks = budget``;
     * ``GradCAM``: :class:`captum.attr.LayerGradCam` on the model's last registered
       :class:`~torch.nn.Conv2d` (ReLU applied), bilinearly upsampled with
@@ -168,34 +170,54 @@ def default_methods(
     * ``Occlusion``: :class:`captum.attr.Occlusion` with a window about twice its stride and
       ``~sqrt(budget)`` positions per axis (so ``~budget`` forwards for large images).
 
+    Series :math:`(B, C, T)` (masking along time across all channels, segments of the default
+    series grid, ``ceil(T / 8)`` clamped to 8..32):
+
+    * ``PerturbMask`` and ``RISE`` as above;
+    * ``Occlusion``: a window of about ``2 T / positions`` steps over all channels,
+      ``min(budget, T)`` positions;
+    * ``FeatureAblation``: :class:`captum.attr.FeatureAblation` on the segments (one forward
+      per segment);
+    * ``LIME``: :class:`captum.attr.Lime` on the segments with ``n_samples = budget``;
+    * ``IntegratedGradients``: :class:`captum.attr.IntegratedGradients`, 50 steps from a zero
+      baseline.
+
     Args:
-        model: The classifier, :math:`(B, C, H, W) \\to (B, K)`.
-        inputs: Example inputs :math:`(B, C, H, W)` (only their shape is used).
+        model: The classifier, :math:`(B, C, H, W) \\to (B, K)` or :math:`(B, C, T) \\to (B, K)`.
+        inputs: Example inputs (only their shape is used).
         budget: Target number of forward passes per input.
         batch_size: Rows per forward call of every method: each gets
             ``perturbations_per_eval = max(1, batch_size // B)`` (Captum's per-example meaning),
             so every method runs the same batch shapes.
-        lime_grid: Superpixels per side for LIME.
+        lime_grid: Superpixels per side for LIME on images.
 
     Returns:
         A dict name -> ``fn(inputs, target, seed)``.
 
     Raises:
-        ValueError: If ``inputs`` are not images :math:`(B, C, H, W)` or ``budget`` < 1.
+        ValueError: If ``inputs`` are neither images nor series, or ``budget`` < 1.
     """
-    from captum.attr import LayerAttribution, LayerGradCam, Lime, Occlusion
+    from captum.attr import (
+        FeatureAblation,
+        IntegratedGradients,
+        LayerAttribution,
+        LayerGradCam,
+        Lime,
+        Occlusion,
+    )
 
     from captum_perturbmask.attr import RISE, PerturbMask
+    from captum_perturbmask.attr._masks import default_grid
 
-    if not isinstance(inputs, Tensor) or inputs.ndim != 4:
+    if not isinstance(inputs, Tensor) or inputs.ndim not in (3, 4):
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
         raise ValueError(
-            f"The default methods need `inputs` of shape (B, C, H, W), got {shape}; pass "
-            "`methods` for other data."
+            f"The default methods need images (B, C, H, W) or series (B, C, T), got {shape}; "
+            "pass `methods` for other data."
         )
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"`budget` must be a positive int, got {budget!r}.")
-    channels, height, width = inputs.shape[1:]
+    channels, spatial = inputs.shape[1], tuple(inputs.shape[2:])
     per_example = max(1, batch_size // inputs.shape[0])
 
     def perturb_mask(x: Tensor, target: TargetType, seed: int) -> Tensor:
@@ -208,10 +230,22 @@ def default_methods(
             x, target=target, budget=budget, seed=seed, perturbations_per_eval=per_example
         )
 
-    grid = min(lime_grid, height, width)
-    rows = torch.arange(height, device=inputs.device) * grid // height
-    cols = torch.arange(width, device=inputs.device) * grid // width
-    feature_mask = (rows[:, None] * grid + cols[None, :]).expand(1, channels, height, width)
+    if len(spatial) == 2:
+        height, width = spatial
+        grid = min(lime_grid, height, width)
+        rows = torch.arange(height, device=inputs.device) * grid // height
+        cols = torch.arange(width, device=inputs.device) * grid // width
+        segments = (rows[:, None] * grid + cols[None, :]).expand(1, channels, height, width)
+        per_axis = max(1, math.isqrt(budget))
+        geometry = [_occlusion_geometry(n, per_axis) for n in spatial]
+    else:
+        (length,) = spatial
+        n_segments = default_grid(spatial)[0]
+        steps = torch.arange(length, device=inputs.device) * n_segments // length
+        segments = steps.expand(1, channels, length)
+        geometry = [_occlusion_geometry(length, min(budget, length))]
+    window = (channels, *(w for w, _ in geometry))
+    strides = (channels, *(s for _, s in geometry))
 
     def lime(x: Tensor, target: TargetType, seed: int) -> Tensor:
         with private_global_rng(x.device), warnings.catch_warnings():
@@ -221,31 +255,45 @@ def default_methods(
             return Lime(model).attribute(
                 x,
                 target=target,
-                feature_mask=feature_mask.to(x.device),
+                feature_mask=segments.to(x.device),
                 n_samples=budget,
                 perturbations_per_eval=per_example,
             )
 
-    per_axis = max(1, math.isqrt(budget))
-    win_h, stride_h = _occlusion_geometry(height, per_axis)
-    win_w, stride_w = _occlusion_geometry(width, per_axis)
-
     def occlusion(x: Tensor, target: TargetType, seed: int) -> Tensor:
         return Occlusion(model).attribute(
             x,
-            sliding_window_shapes=(channels, win_h, win_w),
-            strides=(channels, stride_h, stride_w),
+            sliding_window_shapes=window,
+            strides=strides,
             target=target,
             perturbations_per_eval=per_example,
         )
 
     methods: dict[str, AttributionFn] = {"PerturbMask": perturb_mask, "RISE": rise}
+    if len(spatial) == 1:
+
+        def feature_ablation(x: Tensor, target: TargetType, seed: int) -> Tensor:
+            return FeatureAblation(model).attribute(
+                x, target=target, feature_mask=segments.to(x.device),
+                perturbations_per_eval=per_example,
+            )  # fmt: skip
+
+        def integrated_gradients(x: Tensor, target: TargetType, seed: int) -> Tensor:
+            return IntegratedGradients(model).attribute(
+                x, target=target, n_steps=50, internal_batch_size=max(50, batch_size)
+            )
+
+        methods["Occlusion"] = occlusion
+        methods["FeatureAblation"] = feature_ablation
+        methods["LIME"] = lime
+        methods["IntegratedGradients"] = integrated_gradients
+        return methods
     layer = _last_conv(model) if isinstance(model, nn.Module) else None
     if layer is not None:
 
         def grad_cam(x: Tensor, target: TargetType, seed: int) -> Tensor:
             cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-            return LayerAttribution.interpolate(cam, (height, width), interpolate_mode="bilinear")
+            return LayerAttribution.interpolate(cam, spatial, interpolate_mode="bilinear")
 
         methods["GradCAM"] = grad_cam
     else:

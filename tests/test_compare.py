@@ -195,3 +195,25 @@ def test_default_methods_run_with_tiny_budget(setup) -> None:
     assert table["GradCAM"]["forwards_per_input"] == 1
     for row in table.rows:
         assert table.maps[row["method"]].shape[-2:] == (16, 16)
+
+
+def test_default_methods_on_series_mask_time_segments() -> None:
+    model = nn.Sequential(
+        nn.Conv1d(2, 4, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+        nn.Linear(4, 2),
+    ).eval()  # fmt: skip
+    x = torch.randn(3, 2, 60, generator=torch.Generator().manual_seed(0))
+    methods = default_methods(model, x, budget=40)
+    assert list(methods) == [
+        "PerturbMask", "RISE", "Occlusion", "FeatureAblation", "LIME", "IntegratedGradients"
+    ]  # fmt: skip
+    table = compare(model=model, inputs=x, budget=40, seeds=(0, 1),
+                    boxes=torch.tensor([[5.0, 20.0]] * 3))  # fmt: skip
+    assert table["FeatureAblation"]["forwards_per_input"] == 8 + 1  # 8 segments + clean pass
+    assert table["Occlusion"]["forwards_per_input"] <= 60
+    for name, attr in table.maps.items():
+        assert attr.shape == x.shape, name
+        # masking along time: every channel of a step shares the value (not IG, a gradient)
+        if name not in ("IntegratedGradients",):
+            torch.testing.assert_close(attr[:, 0], attr[:, 1])
+    assert all(0 <= r["iou"] <= 1 for r in table.rows)
