@@ -159,11 +159,22 @@ class TargetForward:
         self.mode = "identity"
         self.n_classes = 1
         self.position: Tensor | None = None  # flat position per example, set by resolve
+        self.autocast: tuple[str, bool, torch.dtype] | None = None  # the caller's, at resolve
 
     # ------------------------------------------------------------------ raw outputs
     def raw(self, rows: tuple[Tensor, ...], index: Tensor) -> Tensor:
-        """Model output of ``rows`` (examples ``index``), checked to be a real tensor."""
-        out = self.forward_func(*rows, *gather_rows(self.args, index, self.batch))
+        """Model output of ``rows`` (examples ``index``), checked to be a real tensor.
+
+        The model runs under the ``torch.autocast`` state the caller had when :meth:`resolve`
+        ran, even inside code that turned autocast off for its own arithmetic.
+        """
+        args = gather_rows(self.args, index, self.batch)
+        if self.autocast is None:
+            out = self.forward_func(*rows, *args)
+        else:
+            device_type, enabled, dtype = self.autocast
+            with torch.autocast(device_type, dtype=dtype, enabled=enabled):
+                out = self.forward_func(*rows, *args)
         n = rows[0].shape[0]
         if not isinstance(out, Tensor):
             raise TypeError(
@@ -195,6 +206,7 @@ class TargetForward:
                 non-finite clean confidences.
         """
         index = torch.arange(self.batch, device=inputs[0].device)
+        self.autocast = caller_autocast(inputs[0].device)
         out = self.raw(inputs, index)
         self.mode = self._mode_for(out)
         per_example = math.prod(out.shape[1:])
@@ -291,6 +303,14 @@ class TargetForward:
     def score_output(self, out: Tensor, index: Tensor) -> Tensor:
         """Confidence of already computed outputs (rows of examples ``index``)."""
         return self._score(out, index)[0]
+
+
+def caller_autocast(device: torch.device) -> tuple[str, bool, torch.dtype]:
+    """The ``torch.autocast`` state of the current code for ``device``'s type."""
+    device_type = device.type if device.type in ("cuda", "cpu", "xpu", "mps") else "cpu"
+    enabled = torch.is_autocast_enabled(device_type)
+    dtype = torch.get_autocast_dtype(device_type)
+    return device_type, enabled, dtype
 
 
 def _check_target_type(target: object) -> None:

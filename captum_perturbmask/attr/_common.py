@@ -19,6 +19,9 @@ from captum_perturbmask._captum_compat import _format_tensor_into_tuples
 from captum_perturbmask._ops import blur
 
 
+CHANNELS_LAST = torch.channels_last
+
+
 def check_inputs(inputs: tuple[Tensor, ...]) -> None:
     """Validate a formatted tuple of input tensors (type, dtype, shape, batch, finiteness)."""
     if len(inputs) == 0:
@@ -155,7 +158,10 @@ def mix(x: Tensor, base: Tensor, mask: Tensor, index: Tensor) -> Tensor:
     xi = x if x.shape[0] == 1 else x.index_select(0, index)
     bi = base if base.shape[0] == 1 else base.index_select(0, index)
     shape = (mask.shape[0], *x.shape[1:])
-    return torch.lerp(bi.expand(shape), xi.expand(shape), mask.to(x.dtype))
+    rows = torch.lerp(bi.expand(shape), xi.expand(shape), mask.to(x.dtype))
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=CHANNELS_LAST):
+        rows = rows.contiguous(memory_format=CHANNELS_LAST)  # keep the caller's layout
+    return rows
 
 
 def spans(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -333,16 +333,18 @@ class PerturbMask(PerturbationAttribution):
             perturbations_per_eval, show_progress, seed,
         )  # fmt: skip
 
-        if variant == "literal":
-            from captum_perturbmask.attr._literal import literal_attribution
+        # masks and estimators in full precision; the model keeps the caller's autocast
+        with torch.autocast(runner.autocast[0], enabled=False):
+            if variant == "literal":
+                from captum_perturbmask.attr._literal import literal_attribution
 
-            attrs = literal_attribution(
-                runner, inputs_t, bases, design, p0, knobs, 0.05 if eta is None else eta
-            )
-        else:
-            template = _make_estimator(est_spec, 3.0 if eta is None else eta)
-            scores = _run_chains(runner, inputs_t, bases, design, template, knobs)
-            attrs = design.to_attr(scores)
+                attrs = literal_attribution(
+                    runner, inputs_t, bases, design, p0, knobs, 0.05 if eta is None else eta
+                )
+            else:
+                template = _make_estimator(est_spec, 3.0 if eta is None else eta)
+                scores = _run_chains(runner, inputs_t, bases, design, template, knobs)
+                attrs = design.to_attr(scores)
         out = tuple(
             a.to(x.dtype).expand_as(x).contiguous() for a, x in zip(attrs, inputs_t, strict=True)
         )

@@ -167,19 +167,37 @@ class RISE(PerturbationAttribution):
         check_bool(show_progress, "show_progress")
         warn_if_training(self.forward_func)
 
-        x0 = inputs_t[0]
-        device, batch = x0.device, x0.shape[0]
-        dtype = compute_dtype(x0)
+        dtype = compute_dtype(inputs_t[0])
         fmask = format_feature_mask(feature_mask, inputs_t)
         bases = format_baselines(baselines, inputs_t)
         runner = TargetForward(
             self.forward_func,
-            batch,
+            inputs_t[0].shape[0],
             target,
             additional_forward_args,
             self.confidence if confidence is None else confidence,
         )
         runner.resolve(inputs_t)
+        # masks and sums in full precision; the model keeps the caller's autocast
+        with torch.autocast(runner.autocast[0], enabled=False):
+            out = self._accumulate(
+                runner, inputs_t, bases, fmask, grid, dtype, n_masks, keep_prob, normalize,
+                ppe, show_progress, seed,
+            )  # fmt: skip
+        if not all(bool(torch.isfinite(a).all()) for a in out):
+            raise ValueError("the attribution is not finite: `forward_func` returned NaN/inf")
+        return _format_output(is_tuple, tuple(out))
+
+    @staticmethod
+    def _accumulate(
+        runner: TargetForward, inputs_t: tuple[Tensor, ...], bases: tuple[Tensor, ...],
+        fmask: tuple[Tensor, ...] | None, grid: tuple[int, ...] | None, dtype: torch.dtype,
+        n_masks: int, keep_prob: float, normalize: str, ppe: int, show_progress: bool,
+        seed: int | None,
+    ) -> list[Tensor]:  # fmt: skip
+        """The weighted mask sums, block by block."""
+        x0 = inputs_t[0]
+        device, batch = x0.device, x0.shape[0]
         design = MaskDesign(inputs_t, fmask, grid, None, dtype, image_grid=7)
         gen = make_generator(seed, device)
 
@@ -216,6 +234,4 @@ class RISE(PerturbationAttribution):
             assert sm is not None and ms is not None
             sm = sm / (n_masks * keep_prob) if normalize == "expected" else sm / ms.clamp_min(1e-12)
             out.append(sm.to(x.dtype).expand_as(x).contiguous())
-        if not all(bool(torch.isfinite(a).all()) for a in out):
-            raise ValueError("the attribution is not finite: `forward_func` returned NaN/inf")
-        return _format_output(is_tuple, tuple(out))
+        return out

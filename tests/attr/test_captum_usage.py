@@ -345,3 +345,47 @@ def test_rise_warns_for_a_model_in_training_mode() -> None:
     with pytest.warns(UserWarning, match="training mode"):
         RISE(model).attribute(torch.rand(1, 3, 2, 2), target=0, n_masks=4)
     assert model.training
+
+
+# --------------------------------------------------------------------------------------------
+# GPU habits: autocast and channels_last
+
+
+def _no_autocast_ops(x: torch.Tensor) -> torch.Tensor:
+    """Elementwise ops only: its outputs are the same under autocast or not."""
+    w = torch.linspace(-1, 1, x[0].numel()).reshape(x.shape[1:])
+    s = (x.float() * w).flatten(1).sum(1)
+    return torch.stack([s, -s, 0.5 * s], 1)
+
+
+@pytest.mark.parametrize("method", [PerturbMask, RISE])
+def test_autocast_reaches_the_model_but_not_the_estimator(method) -> None:
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def model(v: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return _no_autocast_ops(v)
+
+    plain = method(model).attribute(x, target=0, **METHODS[method])
+    seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = method(model).attribute(x, target=0, **METHODS[method])
+    assert seen and all(seen)  # every forward ran under the caller's autocast
+    assert mixed.dtype == x.dtype
+    # identical model outputs: the masks and the estimator ran in float32 both times
+    torch.testing.assert_close(mixed, plain)
+
+
+def test_channels_last_inputs_give_channels_last_rows() -> None:
+    x = torch.rand(2, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    layouts = []
+
+    def model(v: torch.Tensor) -> torch.Tensor:
+        layouts.append(v.is_contiguous(memory_format=torch.channels_last))
+        return _no_autocast_ops(v)
+
+    attr = PerturbMask(model).attribute(x, target=0, budget=16, seed=0)
+    assert all(layouts)
+    torch.testing.assert_close(attr, PerturbMask(model).attribute(x.contiguous(), target=0,
+                                                                  budget=16, seed=0))  # fmt: skip
