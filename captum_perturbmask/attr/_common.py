@@ -18,7 +18,6 @@ from torch import Tensor
 from captum_perturbmask._captum_compat import _format_tensor_into_tuples
 from captum_perturbmask._ops import blur
 
-
 CHANNELS_LAST = torch.channels_last
 
 
@@ -104,18 +103,13 @@ def _one_baseline(b: Any, x: Tensor, i: int, kernel_size: int, sigma: float) -> 
         raise TypeError(
             f"`{name}` must be None, a number, a tensor or 'blur', got {type(b).__name__}"
         )
-    if b.dim() < x.dim():
-        b = b.reshape((1,) * (x.dim() - b.dim()) + tuple(b.shape))
-    try:
-        shape = torch.broadcast_shapes(b.shape, x.shape)
-    except RuntimeError:
-        shape = None
-    if shape != x.shape or b.dim() != x.dim():
+    shaped = _leading_ones(b, x)
+    if shaped is None:
         raise ValueError(
             f"`{name}` of shape {tuple(b.shape)} does not broadcast to the input shape "
             f"{tuple(x.shape)} (expected the input's shape, batch size 1 or no batch dim)"
         )
-    b = b.to(device=x.device, dtype=x.dtype)
+    b = shaped.to(device=x.device, dtype=x.dtype)
     if not bool(torch.isfinite(b).all()):
         raise ValueError(f"`{name}` contains NaN or infinite values")
     return b.expand(b.shape[0], *x.shape[1:])
@@ -137,20 +131,27 @@ def format_feature_mask(feature_mask: Any, inputs: tuple[Tensor, ...]) -> tuple[
             raise TypeError(f"`feature_mask[{i}]` must be an integer tensor, got {kind}")
         if m.dtype == torch.bool:
             m = m.long()
-        if m.dim() < x.dim():
-            m = m.reshape((1,) * (x.dim() - m.dim()) + tuple(m.shape))
-        try:
-            shape = torch.broadcast_shapes(m.shape, x.shape)
-        except RuntimeError:
-            shape = None
-        if shape != x.shape or m.dim() != x.dim():
+        shaped = _leading_ones(m, x)
+        if shaped is None:
             raise ValueError(
                 f"`feature_mask[{i}]` of shape {tuple(m.shape)} does not broadcast to the input "
                 f"shape {tuple(x.shape)} (batch size 1 or {x.shape[0]}, then the input's dims "
                 "or 1)"
             )
-        out.append(m.to(x.device))
+        out.append(shaped.to(x.device))
     return tuple(out)
+
+
+def _leading_ones(t: Tensor, x: Tensor) -> Tensor | None:
+    """``t`` with leading dims of size 1 up to ``x.dim()``, or ``None`` unless it broadcasts
+    to ``x`` exactly."""
+    if t.dim() > x.dim():
+        return None
+    t = t.reshape((1,) * (x.dim() - t.dim()) + tuple(t.shape))
+    try:
+        return t if torch.broadcast_shapes(t.shape, x.shape) == x.shape else None
+    except RuntimeError:
+        return None
 
 
 def mix(x: Tensor, base: Tensor, mask: Tensor, index: Tensor) -> Tensor:
