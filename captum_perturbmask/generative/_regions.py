@@ -83,10 +83,25 @@ def mask_from(
 ) -> Tensor:
     """The region :math:`B` as a bool mask :math:`(N, *X)` (``X`` = ``(H, W)`` or ``(T,)``).
 
+    Args:
+        inputs: images :math:`(N, C, H, W)` or series :math:`(N, C, T)`.
+        saliency: saliency maps (box or span of the salient positions), or ``None``.
+        mask: a binary mask of one of the accepted shapes, or ``None``.
+        threshold: threshold of ``saliency_mask``.
+        mode: mode of ``saliency_mask``.
+
+    Returns:
+        bool :math:`(N, *X)`, every mask non-empty.
+
     Raises:
         TypeError: ``mask``/``saliency`` of the wrong type.
         ValueError: neither or both given, wrong shapes, NaN/inf saliency, a non-binary mask,
             or an empty mask.
+
+    Example:
+        >>> sal = torch.tensor([[0.0, 0.0, 5.0, 1.0, 4.0, 0.0]])
+        >>> mask_from(torch.zeros(1, 2, 6), sal, None, 0.6, "quantile")
+        tensor([[False, False,  True,  True,  True, False]])
     """
     n = inputs.shape[0]
     size = tuple(inputs.shape[2:])
@@ -188,9 +203,24 @@ def patch_origins(mask: Tensor, patch: tuple[int, ...], patch_origin: Any) -> Te
     Centred on the extent of :math:`B` (rounded half up) and clamped inside the input when
     ``patch_origin`` is ``None``; checked to contain :math:`B` otherwise.
 
+    Args:
+        mask: the regions :math:`B`, bool :math:`(N, *X)`, non-empty.
+        patch: the generator's output size :math:`P` (:math:`S` ints).
+        patch_origin: ``None``, or the first position(s) given to ``generate``.
+
+    Returns:
+        long :math:`(N, S)`.
+
     Raises:
         TypeError, ValueError: a malformed ``patch_origin``, a window outside the input, or a
             region :math:`B` that does not fit into the window.
+
+    Example:
+        >>> b = torch.zeros(2, 30, dtype=torch.bool)
+        >>> b[0, 10:14] = True  # centred: (10 + 14 - 8 + 1) // 2 = 8
+        >>> b[1, 27:30] = True  # clamped at the end: 30 - 8 = 22
+        >>> patch_origins(b, (8,), None).tolist()
+        [[8], [22]]
     """
     n = mask.shape[0]
     size = tuple(mask.shape[1:])

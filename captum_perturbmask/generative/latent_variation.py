@@ -345,30 +345,33 @@ class LatentVariationGenerator:
 
     # ---------------------------------------------------------------- model calls
     def _probe(self, like: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Latent shape accepted by the generator and its output shape :math:`(C, *P)`."""
+        """Latent shape accepted by the generator and its output shape :math:`(C, *P)`.
+
+        Latents :math:`(M, d)` are tried first, then :math:`(M, d, 1)` for series or
+        :math:`(M, d, 1, 1)` for images; the first that gives outputs of the inputs' layout
+        wins.
+        """
         d = self.latent_dim
         series = like.dim() == 3
         kind = "series (M, C, t)" if series else "images (M, C, h, w)"
         shapes = ((d,), (d, 1)) if series else ((d,), (d, 1, 1))
-        errors = []
+        attempts = []
         for shape in shapes:
             z = like.new_zeros((2, *shape))
             try:
                 with torch.no_grad():
                     out = self.generator(z)
             except Exception as err:  # noqa: BLE001 - report every attempt below
-                errors.append(f"{shape}: {type(err).__name__}: {err}")
+                attempts.append(f"latents {tuple(z.shape)}: {type(err).__name__}: {err}")
                 continue
-            if not isinstance(out, Tensor) or out.dim() != like.dim() or out.shape[0] != 2:
-                raise ValueError(
-                    f"generator must map latents (M, d) or (M, {', '.join(map(str, shape))}) to "
-                    f"{kind} like the inputs, got output {getattr(out, 'shape', type(out))} for "
-                    f"latents {tuple(z.shape)}"
-                )
-            return shape, tuple(int(v) for v in out.shape[1:])
-        tried = " nor ".join(f"(M, {', '.join(map(str, s))})" for s in shapes)
+            if isinstance(out, Tensor) and out.dim() == like.dim() and out.shape[0] == 2:
+                return shape, tuple(int(v) for v in out.shape[1:])
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            attempts.append(f"latents {tuple(z.shape)} gave {got}")
+        forms = " or ".join(f"(M, {', '.join(map(str, s))})" for s in shapes)
         raise ValueError(
-            f"generator accepts neither latents {tried} (latent_dim={d}): " + "; ".join(errors)
+            f"generator must map latents {forms} (latent_dim={d}) to {kind} like the inputs; "
+            + "; ".join(attempts)
         )
 
     def _discriminate(self, generations: Tensor) -> Tensor:
