@@ -15,274 +15,60 @@ equation (1)
 Many restarts of the search give many variants; a classifier then tells which of them are
 *acceptable* (the decision is kept) and, in counterfactual mode (the poster's open question, after
 Song et al., 2018, "Constructing unrestricted adversarial examples with generative models"), which
-realistic variants inside a small latent budget *flip* it.
+realistic variants inside a small latent budget *flip* it. The same search runs on images
+:math:`(N, C, H, W)` and on time series :math:`(N, C, T)` with a 1-D generator.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_perturbmask._captum_compat import TargetType, progress
+from captum_perturbmask._captum_compat import TargetType
+from captum_perturbmask._checks import (
+    MAX_BUDGET,
+    check_bool,
+    check_choice,
+    check_finite_scalar,
+    check_float,
+    check_fraction,
+    check_int,
+    check_seed,
+)
+from captum_perturbmask._forward import (
+    ConfidenceType,
+    TargetForward,
+    check_confidence,
+    deprecated_alias,
+)
+from captum_perturbmask._random import make_generator
+from captum_perturbmask.generative._regions import mask_from, patch_origins
+from captum_perturbmask.generative._search import (
+    FiniteGuard,
+    Objective,
+    SearchSettings,
+    SearchState,
+    adam_search,
+    frozen,
+    mean_pairwise_distance,
+    project,
+)
+from captum_perturbmask.generative.results import (
+    CounterfactualConfig,
+    CounterfactualVariations,
+    LatentVariations,
+)
 
-__all__ = [
-    "CounterfactualConfig",
-    "CounterfactualVariations",
-    "LatentVariationGenerator",
-    "LatentVariations",
-]
+__all__ = ["LatentVariationGenerator"]
 
 _LATENT_LAYERS = (nn.Linear, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-
-
-# --------------------------------------------------------------------------------------------
-# Results
-# --------------------------------------------------------------------------------------------
-@dataclass
-class CounterfactualVariations:
-    r"""Realistic variants of the important region that change the classifier's decision.
-
-    Shapes use :math:`N` inputs, :math:`K_c` candidates per input and latent size :math:`d`.
-
-    Attributes:
-        variants: composed images :math:`X'`, shape :math:`(N, K_c, C, H, W)`.
-        latents: the latent codes :math:`z'`, shape :math:`(N, K_c, d)`.
-        anchors: the best reconstruction :math:`z_0` the budget is centred on, :math:`(N, d)`.
-        latent_distance: :math:`\|z' - z_0\|_2`, shape :math:`(N, K_c)`, at most ``epsilon``.
-        losses: reconstruction + realism loss of each candidate, :math:`(N, K_c)`.
-        predictions: the classifier's arg-max class, :math:`(N, K_c)`.
-        confidence: confidence in the original target, :math:`(N, K_c)`.
-        flipped: the decision moved away from the target (or onto ``cf_target`` when targeted),
-            bool :math:`(N, K_c)`.
-        realism: sigmoid of the discriminator, :math:`(N, K_c)`, ``None`` without a
-            discriminator.
-        cf_target: the class pushed toward, :math:`(N,)`, ``None`` for the untargeted mode.
-        epsilon: the latent budget.
-    """
-
-    variants: Tensor
-    latents: Tensor
-    anchors: Tensor
-    latent_distance: Tensor
-    losses: Tensor
-    predictions: Tensor
-    confidence: Tensor
-    flipped: Tensor
-    realism: Tensor | None
-    cf_target: Tensor | None
-    epsilon: float
-
-    @property
-    def n_flipped_inputs(self) -> int:
-        """Number of inputs with at least one flipping variant."""
-        return int(self.flipped.any(dim=1).sum())
-
-
-@dataclass
-class LatentVariations:
-    r"""The acceptable variations found by :meth:`LatentVariationGenerator.generate`.
-
-    Shapes use :math:`N` inputs, :math:`K` kept restarts (``n_keep``) and latent size :math:`d`.
-    Variants are sorted by loss, best first.
-
-    Attributes:
-        variants: composed images :math:`X'`, shape :math:`(N, K, C, H, W)`; bitwise equal to
-            the input outside ``mask``.
-        latents: the latent codes :math:`z'`, shape :math:`(N, K, d)`.
-        losses: final search loss (reconstruction + :math:`\lambda` contextual) per variant,
-            :math:`(N, K)`.
-        mask: the region :math:`B` that was replaced, bool :math:`(N, H, W)`.
-        context_weights: the weights :math:`R` of the reconstruction loss, :math:`(N, H, W)`.
-        patch_origin: top-left corner ``(row, col)`` of the generator's output in the image,
-            :math:`(N, 2)` (zeros for full-image generators).
-        diversity: mean pairwise :math:`L_2` distance between the variants of an input inside
-            :math:`B`, in pixel space, :math:`(N,)` (0 when :math:`K = 1`).
-        confidence: confidence of the classifier in ``target`` for every variant,
-            :math:`(N, K)`; ``None`` without a classifier.
-        accepted: variant keeps the predicted class *and* reaches the confidence threshold,
-            bool :math:`(N, K)`; ``None`` without a classifier.
-        predictions: arg-max class of every variant, :math:`(N, K)`; ``None`` without a
-            classifier.
-        target: the class scored, :math:`(N,)`; ``None`` without a classifier.
-        input_confidence: confidence in ``target`` on the unmodified input, :math:`(N,)`.
-        realism: sigmoid of the discriminator on :math:`G(z')`, :math:`(N, K)`; ``None`` without
-            a discriminator.
-        feature_diversity: as ``diversity`` in the space of ``feature_func``, :math:`(N,)`.
-        n_steps: optimisation steps actually run (early stopping may end the search sooner).
-        counterfactuals: the decision-flipping variants, or ``None`` outside counterfactual mode.
-    """
-
-    variants: Tensor
-    latents: Tensor
-    losses: Tensor
-    mask: Tensor
-    context_weights: Tensor
-    patch_origin: Tensor
-    diversity: Tensor
-    confidence: Tensor | None = None
-    accepted: Tensor | None = None
-    predictions: Tensor | None = None
-    target: Tensor | None = None
-    input_confidence: Tensor | None = None
-    realism: Tensor | None = None
-    feature_diversity: Tensor | None = None
-    n_steps: int = 0
-    counterfactuals: CounterfactualVariations | None = None
-
-    @property
-    def accepted_fraction(self) -> float | None:
-        """Share of all variants that were accepted, ``None`` without a classifier."""
-        if self.accepted is None:
-            return None
-        return float(self.accepted.float().mean())
-
-    def to_figure(self, index: int | Sequence[int] | None = None, max_variants: int = 8) -> Any:
-        """Draw inputs, masks, variants (and counterfactuals) as a grid.
-
-        Uses :class:`matplotlib.figure.Figure` directly (no ``pyplot`` state, any backend).
-
-        Args:
-            index: input(s) to draw; all inputs (at most 8) when ``None``.
-            max_variants: at most this many variants (and counterfactuals) per row.
-
-        Returns:
-            a :class:`matplotlib.figure.Figure`.
-        """
-        from matplotlib.figure import Figure
-
-        n = self.variants.shape[0]
-        if index is None:
-            rows = list(range(min(n, 8)))
-        elif isinstance(index, int):
-            rows = [index]
-        else:
-            rows = [int(i) for i in index]
-        for i in rows:
-            if not -n <= i < n:
-                raise ValueError(f"index must be in [{-n}, {n}), got {i}")
-        if not isinstance(max_variants, int) or max_variants < 1:
-            raise ValueError(f"max_variants must be a positive int, got {max_variants!r}")
-        k = min(self.variants.shape[1], max_variants)
-        cf = self.counterfactuals
-        kc = 0 if cf is None else min(cf.variants.shape[1], max_variants)
-        cols = 2 + k + kc
-        fig = Figure(figsize=(1.6 * cols, 1.8 * len(rows)), layout="constrained")
-        axes = fig.subplots(len(rows), cols, squeeze=False)
-
-        def show(ax: Any, img: Tensor, title: str) -> None:
-            img = img.detach().float().cpu()
-            if img.shape[0] == 1:
-                ax.imshow(img[0].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
-            else:
-                ax.imshow(img[:3].permute(1, 2, 0).clamp(0, 1).numpy())
-            ax.set_title(title, fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
-
-        for r, i in enumerate(rows):
-            x = self.variants[i, 0].clone()
-            x = torch.where(self.mask[i].to(x.device), torch.zeros_like(x), x)
-            show(axes[r, 0], x, "input \u2212 B")
-            axes[r, 1].imshow(self.context_weights[i].detach().float().cpu().numpy(), cmap="magma")
-            axes[r, 1].contour(self.mask[i].float().cpu().numpy(), levels=[0.5], colors="c")
-            axes[r, 1].set_title("B and R", fontsize=7)
-            axes[r, 1].set_xticks([])
-            axes[r, 1].set_yticks([])
-            for j in range(k):
-                title = f"loss {float(self.losses[i, j]):.3g}"
-                if self.confidence is not None and self.accepted is not None:
-                    ok = "\u2713" if bool(self.accepted[i, j]) else "\u2717"
-                    title = f"{ok} p={float(self.confidence[i, j]):.2f}"
-                show(axes[r, 2 + j], self.variants[i, j], title)
-            for j in range(kc):
-                assert cf is not None
-                flip = "flip" if bool(cf.flipped[i, j]) else "kept"
-                title = f"{flip} \u2192{int(cf.predictions[i, j])}"
-                show(axes[r, 2 + k + j], cf.variants[i, j], title)
-        return fig
-
-    def plot(self, path: str | None = None, **kwargs: Any) -> Any:
-        """Draw the grid of :meth:`to_figure` and optionally save it to ``path``.
-
-        Args:
-            path: file to save to (any format matplotlib knows); not saved when ``None``.
-            **kwargs: forwarded to :meth:`to_figure`.
-
-        Returns:
-            the :class:`matplotlib.figure.Figure`.
-        """
-        fig = self.to_figure(**kwargs)
-        if path is not None:
-            fig.savefig(path, dpi=120)
-        return fig
-
-
-@dataclass(frozen=True)
-class CounterfactualConfig:
-    r"""Knobs of the counterfactual search (pass to ``generate(counterfactual=...)``).
-
-    The search starts near the best reconstruction :math:`z_0` of each input and minimises the
-    search loss plus ``weight`` times a margin loss on the classifier logits :math:`f`,
-    :math:`\max(f_t - \max_{j \ne t} f_j, -\kappa)` away from the target :math:`t` (or
-    :math:`\max(\max_{j \ne c} f_j - f_c, -\kappa)` toward ``cf_target`` :math:`c`), while
-    :math:`z'` is projected onto :math:`\{\|z' - z_0\|_2 \le \epsilon\}` intersected with the
-    prior's support.
-
-    Args:
-        epsilon: latent budget :math:`\epsilon`; ``None`` means :math:`0.25 \sqrt{d}` (a cap of
-            about 14 degrees on the sphere of radius :math:`\sqrt{d}`).
-        weight: weight of the classifier term.
-        cf_target: class(es) to push toward, int or :math:`(N,)`; ``None`` pushes away from the
-            target.
-        margin: :math:`\kappa \ge 0`; the classifier term stops pushing past this logit margin.
-        n_candidates: candidates per input; ``None`` means ``n_keep``.
-        n_steps: optimisation steps; ``None`` means the main search's ``n_steps``.
-        lr: Adam step size; ``None`` means the main search's ``lr``.
-    """
-
-    epsilon: float | None = None
-    weight: float = 1.0
-    cf_target: int | Tensor | None = None
-    margin: float = 1.0
-    n_candidates: int | None = None
-    n_steps: int | None = None
-    lr: float | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-class _Frozen:
-    """Put modules in eval mode without parameter gradients; restore everything on exit."""
-
-    def __init__(self, *modules: Any) -> None:
-        seen: set[int] = set()
-        self.modules: list[nn.Module] = []
-        for m in modules:
-            if isinstance(m, nn.Module) and id(m) not in seen:
-                seen.add(id(m))
-                self.modules.append(m)
-
-    def __enter__(self) -> _Frozen:
-        self.modes = [(s, s.training) for m in self.modules for s in m.modules()]
-        self.flags = [(p, p.requires_grad) for m in self.modules for p in m.parameters()]
-        for m in self.modules:
-            m.eval()
-        for p, _ in self.flags:
-            p.requires_grad_(False)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, mode in self.modes:
-            s.training = mode
-        for p, flag in reversed(self.flags):
-            p.requires_grad_(flag)
+_CONFIDENCE_FN_ALIAS = {"softmax": "softmax", "sigmoid": "sigmoid", "identity": "identity"}
+_THRESHOLD_MODES = ("value", "quantile", "energy")
 
 
 def _infer_latent_dim(generator: nn.Module) -> int | None:
@@ -297,77 +83,126 @@ def _infer_latent_dim(generator: nn.Module) -> int | None:
     return None
 
 
-def _box_filter(x: Tensor, size: int) -> Tensor:
-    """Mean over a ``size`` x ``size`` window (zero padding), ``x`` is :math:`(N, 1, H, W)`."""
-    return F.avg_pool2d(x, size, stride=1, padding=size // 2, count_include_pad=True)
+class _Scorer:
+    """The classifier through the forward layer: one confidence and one decision per row.
 
+    The target is resolved once on the clean inputs by :class:`TargetForward` (Captum's target
+    forms, ``None`` = predicted class or the output itself). The *decision* of a row is the
+    arg-max class along dim 1 at the target's position when the output has two or more
+    entries there, and ``confidence >= threshold`` for one value per example.
+    """
 
-def _as_targets(target: Any, n: int, name: str, n_classes: int | None) -> Tensor:
-    if isinstance(target, bool):
-        raise TypeError(f"{name} must be an int, a sequence of ints or a Tensor, got a bool")
-    if isinstance(target, int):
-        t = torch.full((n,), target, dtype=torch.long)
-    elif isinstance(target, Tensor):
-        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-            raise TypeError(f"{name} must hold integer classes, got dtype {target.dtype}")
-        if target.numel() == 1:
-            t = target.reshape(1).long().expand(n).clone()
-        elif target.dim() == 1 and target.numel() == n:
-            t = target.long()
-        else:
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        inputs: Tensor,
+        target: TargetType,
+        confidence: ConfidenceType,
+        threshold: float,
+    ) -> None:
+        self.calls = 0
+        self.out_shape: tuple[int, ...] = ()
+
+        def model(*args: Any) -> Any:
+            out = forward_func(*args)
+            self.calls += 1
+            if isinstance(out, Tensor):
+                self.out_shape = tuple(out.shape[1:])
+            return out
+
+        n = inputs.shape[0]
+        try:
+            self.runner = TargetForward(model, n, target, None, confidence)
+        except AssertionError as err:  # Captum's length check
+            raise ValueError(f"`target` does not fit the {n} inputs: {err}") from err
+        try:
+            self.input_confidence = self.runner.resolve((inputs,)).detach()
+        except (AssertionError, IndexError) as err:
+            if self.calls == 0:
+                raise  # raised inside the model
             raise ValueError(
-                f"{name} must be a scalar or have shape ({n},), got {tuple(target.shape)}"
+                f"`target` does not select a value of the classifier output of shape "
+                f"{(n, *self.out_shape)}: {err}"
+            ) from err
+        assert self.runner.position is not None
+        self.threshold = threshold
+        self.position = self.runner.position
+        shape = self.out_shape
+        self.has_classes = len(shape) >= 1 and shape[0] >= 2
+        self.n_classes = shape[0] if self.has_classes else 1
+        self.rest = math.prod(shape[1:]) if self.has_classes else 1
+        self.target_class = self.position // self.rest
+        self.where = self.position % self.rest
+
+    def _logits(self, out: Tensor, index: Tensor) -> Tensor:
+        """Output at each row's target location, :math:`(M, K)`."""
+        m = out.shape[0]
+        z = out.reshape(m, self.n_classes, -1)
+        if self.rest > 1:
+            where = self.where.index_select(0, index)
+            z = z.gather(2, where.view(m, 1, 1).expand(m, self.n_classes, 1))
+        return z[:, :, 0]
+
+    def score(self, rows: Tensor, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Confidence in the target, decision and "decision kept", each :math:`(M,)`.
+
+        Raises:
+            ValueError: if the classifier returns NaN/inf.
+        """
+        if self.has_classes:
+            out = self.runner.raw((rows,), index)
+            conf = self.runner.score_output(out, index)
+            pred = self._logits(out, index).argmax(dim=1)
+            kept = pred == self.target_class.index_select(0, index)
+        else:
+            conf = self.runner((rows,), index)
+            kept = conf >= self.threshold
+            pred = kept.long()
+        if not bool(torch.isfinite(conf).all()):
+            raise ValueError(
+                "forward_func returned NaN or infinite outputs on the variants; scoring needs "
+                "finite outputs"
             )
-    elif isinstance(target, Sequence) and not isinstance(target, str):
-        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in target)
-        if len(target) != n or not ok:
-            raise ValueError(f"{name} as a sequence must hold {n} ints, got {target!r}")
-        t = torch.tensor(list(target), dtype=torch.long)
-    else:
-        raise TypeError(
-            f"{name} must be an int, a sequence of ints or a Tensor, got {type(target).__name__}"
-        )
-    if n_classes is not None and (bool((t < 0).any()) or bool((t >= n_classes).any())):
-        raise ValueError(f"{name} must be in [0, {n_classes}), got {t.tolist()}")
-    return t
+        return conf, pred, kept
+
+    def classes(self, cf_target: int | list[int] | Tensor, n: int) -> Tensor:
+        """``cf_target`` (checked by :class:`CounterfactualConfig`) as classes :math:`(N,)`."""
+        name = "CounterfactualConfig.cf_target"
+        if not self.has_classes:
+            raise ValueError(
+                f"`{name}` needs a classifier with classes along dim 1 of its output, got "
+                f"outputs of shape {(n, *self.out_shape)}"
+            )
+        t = torch.as_tensor(cf_target, dtype=torch.long).reshape(-1)
+        if t.numel() == 1:
+            t = t.expand(n)
+        if t.numel() != n:
+            raise ValueError(f"`{name}` must hold 1 or {n} classes, got {t.numel()}.")
+        if bool((t >= self.n_classes).any()):
+            raise ValueError(f"`{name}` must be in [0, {self.n_classes}), got {t.tolist()}.")
+        return t.to(self.position.device)
+
+    def margin(
+        self, rows: Tensor, index: Tensor, toward: Tensor | None, guard: FiniteGuard
+    ) -> Tensor:
+        """Signed distance to the wanted decision, :math:`(M,)`; > 0 while not reached."""
+        if self.has_classes:
+            z = self._logits(self.runner.raw((rows,), index), index)
+            cls = self.target_class.index_select(0, index) if toward is None else toward
+            chosen = z.gather(1, cls[:, None])[:, 0]
+            others = z.scatter(1, cls[:, None], float("-inf")).amax(dim=1)
+            gap = chosen - others if toward is None else others - chosen
+        else:
+            conf, log_odds = self.runner.confidence_and_log_odds((rows,), index)
+            if log_odds is None:
+                gap = conf - self.threshold
+            else:
+                t = min(max(self.threshold, 1e-6), 1 - 1e-6)
+                gap = log_odds - math.log(t / (1 - t))
+        guard.watch("forward_func", gap)
+        return gap
 
 
-def _check_int(value: Any, name: str, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
-
-
-def _check_float(value: Any, name: str, low: float, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or (value <= low if strict else value < low):
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be finite and {op} {low}, got {value}")
-    return value
-
-
-def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
-def _mean_pairwise_distance(x: Tensor) -> Tensor:
-    """Mean off-diagonal :math:`L_2` distance, ``x`` is :math:`(N, K, F)`; 0 when ``K == 1``."""
-    k = x.shape[1]
-    if k < 2:
-        return x.new_zeros(x.shape[0])
-    d = torch.cdist(x.double(), x.double())
-    return (d.sum(dim=(1, 2)) / (k * (k - 1))).to(x.dtype)
-
-
-# --------------------------------------------------------------------------------------------
-# The search
-# --------------------------------------------------------------------------------------------
 class LatentVariationGenerator:
     r"""Acceptable variations of the salient region :math:`B` by latent search in a GAN.
 
@@ -402,9 +237,26 @@ class LatentVariationGenerator:
     at an explicit ``patch_origin``; the reconstruction loss and the discriminator then see only
     the patch.
 
+    **Time series.** For inputs :math:`(N, C, T)` the generator maps latents :math:`(M, d)` or
+    :math:`(M, d, 1)` to series :math:`(M, C, t)`, the full length :math:`t = T` or a window
+    placed like a patch; :math:`B` is a mask :math:`(N, T)` or the span of the salient steps of a
+    saliency map :math:`(N, T)`/:math:`(N, C', T)`, :math:`R` uses a 1-D box of ``context_kernel``
+    steps, and equation (1) holds exactly outside :math:`B`.
+
+    **Classifier.** ``forward_func`` is called through the package's forward layer, so it may
+    return anything PerturbMask and the metrics accept: logits :math:`(M, K)`, one value per
+    example :math:`(M,)`/:math:`(M, 1)` (e.g. one logit scored with a sigmoid), or N-d outputs
+    with a tuple ``target``; ``target=None`` means the predicted class of :math:`(M, K)` logits or
+    the output itself for one value per example. A variant keeps the decision when the arg-max
+    class along dim 1 at the target's position is the target's class, or, for one value per
+    example, when its confidence reaches ``confidence_threshold``.
+
     The models are left as found: during a call they are in eval mode (BatchNorm must not couple
     restarts) with ``requires_grad=False`` on their parameters; modes and flags are restored
-    afterwards, no ``.grad`` is written, and parameters and buffers are untouched.
+    afterwards (also after an error, and when several threads search with the same models at
+    once), no ``.grad`` is written, and parameters, buffers and hooks are untouched. Plain
+    callables (not ``nn.Module``) given as ``forward_func``/``feature_func`` are called as they
+    are. The global random number generators are never used.
 
     Args:
         generator: the generator :math:`G`.
@@ -412,15 +264,19 @@ class LatentVariationGenerator:
             :math:`(M,)` or :math:`(M, 1)`; optional.
         latent_dim: size :math:`d` of the latent code; inferred from ``generator.latent_dim`` or
             the first ``Linear``/``ConvTranspose`` layer when ``None``.
-        forward_func: the classifier :math:`f` mapping :math:`(M, C, H, W)` to logits
-            :math:`(M, n_\text{classes})`, used to score variants; optional.
-        feature_func: optional map of images :math:`(M, C, H, W)` to features :math:`(M, F)`
+        forward_func: the classifier :math:`f` mapping inputs :math:`(M, C, H, W)` or
+            :math:`(M, C, T)` to outputs (see above), used to score variants; optional.
+        feature_func: optional map of inputs :math:`(M, C, *X)` to features :math:`(M, F)`
             (e.g. the classifier's penultimate layer) for ``feature_diversity``.
+        confidence: how outputs become confidences: ``"auto"`` (softmax over dim 1 when it has
+            two or more entries, else sigmoid), ``"softmax"``, ``"sigmoid"``, ``"identity"``
+            or a callable ``fn(output) -> Tensor``, as in PerturbMask.
 
     Raises:
         TypeError: if ``generator``/``discriminator`` is not an ``nn.Module`` or
             ``forward_func``/``feature_func`` is not callable.
-        ValueError: if ``latent_dim`` is not a positive int or cannot be inferred.
+        ValueError: if ``latent_dim`` is not a positive int or cannot be inferred, or
+            ``confidence`` is unknown.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -436,6 +292,22 @@ class LatentVariationGenerator:
         True
         >>> bool(out.diversity[0] > 0)
         True
+
+        A series :math:`(N, C, T)`, a 1-D generator of 8-step windows and a classifier with
+        one logit (scored with a sigmoid):
+
+        >>> G1 = nn.Sequential(nn.Linear(4, 2 * 8), nn.Tanh(), nn.Unflatten(1, (2, 8)))
+        >>> clf = nn.Sequential(nn.Flatten(), nn.Linear(2 * 20, 1))
+        >>> series = torch.randn(3, 2, 20)
+        >>> span = torch.zeros(3, 20, dtype=torch.bool)
+        >>> span[:, 9:13] = True
+        >>> out = LatentVariationGenerator(G1, forward_func=clf).generate(
+        ...     series, mask=span, n_restarts=4, n_keep=2, n_steps=5, seed=0)
+        >>> out.variants.shape, out.patch_origin[0].tolist(), out.confidence.shape
+        (torch.Size([3, 2, 2, 20]), [7], torch.Size([3, 2]))
+        >>> torch.equal(out.variants[:, :, :, ~span[0]], series[:, None, :, ~span[0]].expand(
+        ...     3, 2, 2, 16))
+        True
     """
 
     def __init__(
@@ -445,163 +317,73 @@ class LatentVariationGenerator:
         latent_dim: int | None = None,
         forward_func: Callable[..., Tensor] | None = None,
         feature_func: Callable[[Tensor], Tensor] | None = None,
+        confidence: ConfidenceType = "auto",
     ) -> None:
         if not isinstance(generator, nn.Module):
-            raise TypeError(f"generator must be an nn.Module, got {type(generator).__name__}")
+            raise TypeError(f"`generator` must be an nn.Module, got {type(generator).__name__}")
         if discriminator is not None and not isinstance(discriminator, nn.Module):
             raise TypeError(
-                f"discriminator must be an nn.Module or None, got {type(discriminator).__name__}"
+                f"`discriminator` must be an nn.Module or None, got {type(discriminator).__name__}"
             )
         if forward_func is not None and not callable(forward_func):
-            raise TypeError(f"forward_func must be callable, got {type(forward_func).__name__}")
+            raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}")
         if feature_func is not None and not callable(feature_func):
-            raise TypeError(f"feature_func must be callable, got {type(feature_func).__name__}")
+            raise TypeError(f"`feature_func` must be callable, got {type(feature_func).__name__}")
         if latent_dim is None:
             latent_dim = _infer_latent_dim(generator)
             if latent_dim is None:
                 raise ValueError(
-                    "latent_dim is None and cannot be inferred: the generator has no int "
+                    "`latent_dim` is None and cannot be inferred: the generator has no int "
                     "`latent_dim` attribute and no Linear/ConvTranspose layer; pass latent_dim"
                 )
-        _check_int(latent_dim, "latent_dim", 1)
         self.generator = generator
         self.discriminator = discriminator
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = check_int(latent_dim, "latent_dim", 1)
         self.forward_func = forward_func
         self.feature_func = feature_func
+        self.confidence = check_confidence(confidence)
 
-    # ---------------------------------------------------------------- preparation
-    def _probe(self, like: Tensor) -> tuple[tuple[int, ...], tuple[int, int, int]]:
-        """Latent shape accepted by the generator and its output shape :math:`(C, h, w)`."""
+    # ---------------------------------------------------------------- model calls
+    def _probe(self, like: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Latent shape accepted by the generator and its output shape :math:`(C, *P)`.
+
+        Latents :math:`(M, d)` are tried first, then :math:`(M, d, 1)` for series or
+        :math:`(M, d, 1, 1)` for images; the first that gives outputs of the inputs' layout
+        wins.
+        """
         d = self.latent_dim
-        errors = []
-        for shape in ((d,), (d, 1, 1)):
+        series = like.dim() == 3
+        kind = "series (M, C, t)" if series else "images (M, C, h, w)"
+        shapes = ((d,), (d, 1)) if series else ((d,), (d, 1, 1))
+        attempts = []
+        for shape in shapes:
             z = like.new_zeros((2, *shape))
             try:
                 with torch.no_grad():
                     out = self.generator(z)
-            except Exception as err:  # noqa: BLE001 - report both attempts below
-                errors.append(f"{shape}: {type(err).__name__}: {err}")
+            except Exception as err:  # noqa: BLE001 - report every attempt below
+                attempts.append(f"latents {tuple(z.shape)}: {type(err).__name__}: {err}")
                 continue
-            if not isinstance(out, Tensor) or out.dim() != 4 or out.shape[0] != 2:
-                raise ValueError(
-                    "generator must map latents (M, d) or (M, d, 1, 1) to images (M, C, h, w), "
-                    f"got output {getattr(out, 'shape', type(out))} for latents {tuple(z.shape)}"
-                )
-            return shape, (int(out.shape[1]), int(out.shape[2]), int(out.shape[3]))
+            if isinstance(out, Tensor) and out.dim() == like.dim() and out.shape[0] == 2:
+                return shape, tuple(int(v) for v in out.shape[1:])
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            attempts.append(f"latents {tuple(z.shape)} gave {got}")
+        forms = " or ".join(f"(M, {', '.join(map(str, s))})" for s in shapes)
         raise ValueError(
-            f"generator accepts neither latents (M, {d}) nor (M, {d}, 1, 1) (latent_dim={d}): "
-            + "; ".join(errors)
+            f"generator must map latents {forms} (latent_dim={d}) to {kind} like the inputs; "
+            + "; ".join(attempts)
         )
 
-    @staticmethod
-    def _mask_from(
-        inputs: Tensor, saliency: Tensor | None, mask: Tensor | None, threshold: float, mode: str
-    ) -> Tensor:
-        n, _, h, w = inputs.shape
-        if (saliency is None) == (mask is None):
-            raise ValueError("pass exactly one of saliency and mask")
-        if mask is not None:
-            if not isinstance(mask, Tensor):
-                raise TypeError(f"mask must be a Tensor, got {type(mask).__name__}")
-            m = mask
-            if m.dim() == 2:
-                m = m.unsqueeze(0).expand(n, h, w)
-            elif m.dim() == 4 and m.shape[1] == 1:
-                m = m[:, 0]
-            if m.dim() != 3 or tuple(m.shape) != (n, h, w):
-                raise ValueError(
-                    f"mask must have shape (H, W), (N, H, W) or (N, 1, H, W) = ({n}, {h}, {w}), "
-                    f"got {tuple(mask.shape)}"
-                )
-            if m.dtype != torch.bool:
-                if m.is_complex() or not bool(((m == 0) | (m == 1)).all()):
-                    raise ValueError("mask must be binary (bool or values in {0, 1})")
-                m = m != 0
-        else:
-            if not isinstance(saliency, Tensor):
-                raise TypeError(f"saliency must be a Tensor, got {type(saliency).__name__}")
-            s = saliency
-            if s.dim() not in (3, 4) or (s.shape[0], *s.shape[-2:]) != (n, h, w):
-                raise ValueError(
-                    f"saliency must have shape (N, H, W) or (N, C', H, W) with (N, H, W) = "
-                    f"({n}, {h}, {w}), got {tuple(saliency.shape)}"
-                )
-            if not bool(torch.isfinite(s).all()):
-                raise ValueError("saliency contains NaN or infinite values")
-            from captum_perturbmask.metrics import box_to_mask, saliency_box
-
-            boxes = saliency_box(s.detach(), threshold=threshold, mode=mode)
-            m = box_to_mask(boxes, (h, w))
-        m = m.to(device=inputs.device, dtype=torch.bool)
-        empty = (~m.flatten(1).any(dim=1)).nonzero().flatten().tolist()
-        if empty:
-            raise ValueError(f"mask is empty for input(s) {empty}; nothing to vary")
-        return m.contiguous()
-
-    @staticmethod
-    def _origins(
-        mask: Tensor, patch: tuple[int, int], patch_origin: Any
-    ) -> tuple[Tensor, list[tuple[int, int, int, int]]]:
-        """Top-left corner of the patch per input; checks that ``B`` lies inside it."""
-        n, h_img, w_img = mask.shape
-        ph, pw = patch
-        rows = mask.any(dim=2)
-        cols = mask.any(dim=1)
-        ar_h = torch.arange(h_img, device=mask.device)
-        ar_w = torch.arange(w_img, device=mask.device)
-        y1 = torch.where(rows, ar_h, h_img).amin(1)
-        y2 = torch.where(rows, ar_h, -1).amax(1) + 1
-        x1 = torch.where(cols, ar_w, w_img).amin(1)
-        x2 = torch.where(cols, ar_w, -1).amax(1) + 1
-        boxes = [tuple(int(v) for v in b) for b in torch.stack([y1, x1, y2, x2], 1).tolist()]
-        if patch_origin is None:
-            origins = []
-            for i, (a, b, c, d) in enumerate(boxes):
-                if c - a > ph or d - b > pw:
-                    raise ValueError(
-                        f"the box of mask B of input {i} is {c - a}x{d - b} pixels (rows "
-                        f"{a}:{c}, cols {b}:{d}) and does not fit into the generator's "
-                        f"{ph}x{pw} patch; use a tighter saliency threshold or a smaller mask"
-                    )
-                # centre rounded half up, as the digits-in-clutter patch boxes
-                top = min(max((a + c - ph + 1) // 2, 0), h_img - ph)
-                left = min(max((b + d - pw + 1) // 2, 0), w_img - pw)
-                origins.append((top, left))
-            return torch.tensor(origins, dtype=torch.long), boxes
-        if isinstance(patch_origin, Tensor):
-            po = patch_origin.detach().cpu()
-            if po.is_floating_point() or po.is_complex():
-                raise TypeError(f"patch_origin must hold ints, got dtype {po.dtype}")
-            po = po.long().reshape(-1, 2) if po.numel() == 2 else po.long()
-        elif (
-            isinstance(patch_origin, Sequence)
-            and len(patch_origin) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in patch_origin)
-        ):
-            po = torch.tensor([list(patch_origin)], dtype=torch.long)
-        else:
-            raise TypeError(
-                f"patch_origin must be (row, col) ints or a Tensor (N, 2), got {patch_origin!r}"
-            )
-        if po.shape[0] == 1:
-            po = po.expand(n, 2)
-        if tuple(po.shape) != (n, 2):
+    def _discriminate(self, generations: Tensor) -> Tensor:
+        assert self.discriminator is not None
+        out = self.discriminator(generations)
+        m = generations.shape[0]
+        if not isinstance(out, Tensor) or out.numel() != m:
             raise ValueError(
-                f"patch_origin must have shape (2,) or ({n}, 2), got {tuple(po.shape)}"
+                f"discriminator must return one logit per generation, shape (M,) or (M, 1), got "
+                f"{getattr(out, 'shape', type(out))} for M = {m}"
             )
-        for i, ((top, left), (a, b, c, d)) in enumerate(zip(po.tolist(), boxes, strict=True)):
-            if not (0 <= top <= h_img - ph and 0 <= left <= w_img - pw):
-                raise ValueError(
-                    f"patch_origin {(top, left)} of input {i} puts the {ph}x{pw} patch outside "
-                    f"the {h_img}x{w_img} image"
-                )
-            if a < top or c > top + ph or b < left or d > left + pw:
-                raise ValueError(
-                    f"mask B of input {i} (rows {a}:{c}, cols {b}:{d}) is not inside the patch "
-                    f"at patch_origin {(top, left)} of size {ph}x{pw}"
-                )
-        return po.clone(), boxes
+        return out.reshape(m)
 
     # ---------------------------------------------------------------- public API
     def generate(
@@ -626,185 +408,233 @@ class LatentVariationGenerator:
         check_every: int = 25,
         threshold: float = 0.5,
         threshold_mode: str = "quantile",
-        patch_origin: tuple[int, int] | Tensor | None = None,
+        patch_origin: int | tuple[int, ...] | Tensor | None = None,
         feather: int = 0,
-        confidence_fn: Literal["softmax", "sigmoid", "identity"] = "softmax",
         confidence_threshold: float = 0.5,
         counterfactual: bool | CounterfactualConfig = False,
         seed: int | None = None,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         show_progress: bool = False,
+        confidence_fn: str | None = None,
+        generator: torch.Generator | None = None,
     ) -> LatentVariations:
         r"""Search ``n_restarts`` latent codes per input and return the best ``n_keep`` variants.
 
         Args:
-            inputs: images :math:`X`, shape :math:`(N, C, H, W)`, finite.
-            saliency: saliency maps :math:`M`, :math:`(N, H, W)` or :math:`(N, C', H, W)`
-                (channels summed, as in the metrics); :math:`B` is the box of
-                ``captum_perturbmask.metrics.saliency_box(M, threshold, threshold_mode)``.
+            inputs: images :math:`X` :math:`(N, C, H, W)` or series :math:`(N, C, T)`,
+                floating point and finite.
+            saliency: saliency maps :math:`M`, :math:`(N, H, W)` or :math:`(N, C', H, W)` for
+                images (channels summed, as in the metrics; :math:`B` is the box of
+                ``captum_perturbmask.metrics.saliency_box(M, threshold, threshold_mode)``), or
+                :math:`(N, T)`/:math:`(N, C', T)` for series (:math:`B` is the span from the
+                first to the last salient step of ``saliency_mask``).
             mask: :math:`B` directly instead of ``saliency``: any binary mask (bool or
-                {0, 1}) of shape :math:`(H, W)`, :math:`(N, H, W)` or :math:`(N, 1, H, W)`.
-            target: class scored by ``forward_func``: int, :math:`N` ints or a Tensor; the
-                classifier's prediction on ``inputs`` when ``None``.
+                {0, 1}) of shape :math:`(H, W)`, :math:`(N, H, W)` or :math:`(N, 1, H, W)`
+                for images, :math:`(T,)`, :math:`(N, T)` or :math:`(N, 1, T)` for series.
+            target: what ``forward_func`` scores, in Captum's forms (int, tuple, tensor, list);
+                the predicted class of :math:`(N, K)` logits, or the output itself for one
+                value per example, when ``None``. Needs ``forward_func``.
             n_restarts: latent codes optimised per input (on the batch axis).
             n_keep: restarts kept per input, best loss first.
             n_steps: maximum Adam steps.
             lr: Adam step size on :math:`z'`.
             lam: :math:`\lambda`, weight of the contextual (realism or prior) term.
             loss: ``"mse"`` (squared error, the poster) or ``"l1"`` (Yeh et al.).
-            reduction: ``"sum"`` over channels and pixels of the :math:`R`-weighted error
+            reduction: ``"sum"`` over channels and positions of the :math:`R`-weighted error
                 (Yeh et al.; the scale :math:`\lambda = 0.003` was tuned for) or ``"mean"``, the
                 :math:`R`-weighted mean (divided by :math:`C \sum R`). Restarts are summed, so
                 every restart's gradient is independent of the others.
             realism: ``"yeh"`` for :math:`\log(1 - D(G(z')))` or ``"nonsaturating"`` for
                 :math:`-\log D(G(z'))`; ignored without a discriminator.
-            context_kernel: odd window size :math:`s` of the context weights :math:`R`.
+            context_kernel: odd window size :math:`s` of the context weights :math:`R` (a
+                :math:`s \times s` box for images, :math:`s` steps for series).
             projection: prior support, ``"sphere"`` (radius :math:`\sqrt{d}`) or ``"clip"``
                 (cube :math:`[-c, c]^d`).
             clip_value: :math:`c` of ``projection="clip"``.
             tol: early stop once no restart's loss changed by more than ``tol`` (relative)
                 between two checks; 0 disables early stopping.
-            check_every: steps between convergence checks (the only host syncs of the loop).
-            threshold: threshold of ``saliency_box``.
-            threshold_mode: mode of ``saliency_box`` (e.g. ``"quantile"``).
-            patch_origin: top-left ``(row, col)`` of a patch generator's output, one pair or
-                :math:`(N, 2)`; centred on the box of :math:`B` when ``None``.
-            feather: blend width in pixels inside :math:`B` (0: the exact equation (1)); pixels
-                outside :math:`B` always stay exactly :math:`X`.
-            confidence_fn: map of logits to confidence: ``"softmax"``, ``"sigmoid"`` or
-                ``"identity"``.
-            confidence_threshold: minimum confidence of an accepted variant.
+            check_every: steps between convergence and finiteness checks (the only host syncs
+                of the loop).
+            threshold: threshold of ``saliency_box``/``saliency_mask``.
+            threshold_mode: ``"value"``, ``"quantile"`` or ``"energy"``, as in
+                ``saliency_mask``.
+            patch_origin: first position of a window generator's output: ``(row, col)`` or
+                :math:`(N, 2)` for images, a step (int) or :math:`(N,)` for series; centred on
+                the extent of :math:`B` when ``None``.
+            feather: blend width in positions inside :math:`B` (0: the exact equation (1));
+                positions outside :math:`B` always stay exactly :math:`X`.
+            confidence_threshold: minimum confidence of an accepted variant (the decision
+                itself for classifiers with one value per example); in :math:`[0, 1]` unless
+                ``confidence`` is ``"identity"`` or a callable.
             counterfactual: ``True`` or a :class:`CounterfactualConfig` to also search
                 realistic variants that flip the decision (needs ``forward_func``).
             seed: seed of a private ``torch.Generator`` (the global RNG is never used).
-            generator: a ``torch.Generator`` to draw the initial latents from instead of
-                ``seed``.
+            rng: a ``torch.Generator`` on the inputs' device to draw the initial latents from
+                instead of ``seed``.
             show_progress: show a progress bar.
+            confidence_fn: deprecated, use ``LatentVariationGenerator(confidence=...)``.
+            generator: deprecated name of ``rng``.
 
         Returns:
-            :class:`LatentVariations` with ``variants`` of shape :math:`(N, K, C, H, W)`.
+            :class:`LatentVariations` with ``variants`` of shape :math:`(N, K, C, H, W)` or
+            :math:`(N, K, C, T)`.
 
         Raises:
-            TypeError: for arguments of the wrong type.
-            ValueError: for wrong shapes, NaN inputs, non-binary or empty masks, a mask that does
-                not fit the generator's patch, generator/discriminator outputs of the wrong
-                shape, or knob values out of range.
+            TypeError: for arguments of the wrong type (e.g. a bool or float where an int is
+                expected).
+            ValueError: for wrong shapes, NaN/inf inputs or numbers, non-binary or empty
+                masks, a mask that does not fit the generator's window, model outputs of the
+                wrong shape or with NaN/inf values, or knob values out of range.
+
+        Example:
+            >>> G = nn.Sequential(nn.Linear(4, 12), nn.Tanh(), nn.Unflatten(1, (1, 12)))
+            >>> x = torch.zeros(1, 1, 12)
+            >>> out = LatentVariationGenerator(G).generate(
+            ...     x, mask=torch.arange(12) >= 8, n_restarts=3, n_keep=3, n_steps=2, seed=0)
+            >>> out.variants.shape, out.mask.sum().item(), out.patch_origin.tolist()
+            (torch.Size([1, 3, 1, 12]), 4, [[0]])
         """
         # ---------------- validation
         if not isinstance(inputs, Tensor):
-            raise TypeError(f"inputs must be a Tensor, got {type(inputs).__name__}")
-        if inputs.dim() != 4:
-            raise ValueError(f"inputs must have shape (N, C, H, W), got {tuple(inputs.shape)}")
-        if not inputs.is_floating_point():
-            raise TypeError(f"inputs must be floating point, got dtype {inputs.dtype}")
-        if inputs.shape[0] == 0:
-            raise ValueError("inputs must hold at least one image")
-        if not bool(torch.isfinite(inputs).all()):
-            raise ValueError("inputs contains NaN or infinite values")
-        _check_int(n_restarts, "n_restarts", 1)
-        _check_int(n_keep, "n_keep", 1)
-        if n_keep > n_restarts:
-            raise ValueError(f"n_keep must be <= n_restarts ({n_restarts}), got {n_keep}")
-        _check_int(n_steps, "n_steps", 1)
-        _check_float(lr, "lr", 0.0, strict=True)
-        _check_float(lam, "lam", 0.0, strict=False)
-        _check_choice(loss, "loss", ("mse", "l1"))
-        _check_choice(reduction, "reduction", ("sum", "mean"))
-        _check_choice(realism, "realism", ("yeh", "nonsaturating"))
-        _check_int(context_kernel, "context_kernel", 1)
-        if context_kernel % 2 == 0:
-            raise ValueError(f"context_kernel must be odd, got {context_kernel}")
-        _check_choice(projection, "projection", ("sphere", "clip"))
-        _check_float(clip_value, "clip_value", 0.0, strict=True)
-        _check_float(tol, "tol", 0.0, strict=False)
-        _check_int(check_every, "check_every", 1)
-        _check_int(feather, "feather", 0)
-        _check_choice(confidence_fn, "confidence_fn", ("softmax", "sigmoid", "identity"))
-        if confidence_fn != "identity":
-            _check_float(confidence_threshold, "confidence_threshold", 0.0, strict=False)
-            if confidence_threshold > 1:
-                raise ValueError(f"confidence_threshold must be <= 1, got {confidence_threshold}")
-        else:
-            _check_float(confidence_threshold, "confidence_threshold", -math.inf, strict=False)
-        if seed is not None:
-            _check_int(seed, "seed", 0)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(
-                "generator (of generate) must be a torch.Generator for the initial latents, got "
-                f"{type(generator).__name__}; the model goes to LatentVariationGenerator(...)"
+            raise TypeError(f"`inputs` must be a torch.Tensor, got {type(inputs).__name__}.")
+        if inputs.dim() not in (3, 4):
+            raise ValueError(
+                "`inputs` must be images (N, C, H, W) or series (N, C, T), got shape "
+                f"{tuple(inputs.shape)}."
             )
-        if seed is not None and generator is not None:
-            raise ValueError("pass at most one of seed and generator")
+        if not inputs.is_floating_point():
+            raise TypeError(f"`inputs` must be floating point, got dtype {inputs.dtype}.")
+        if inputs.numel() == 0:
+            raise ValueError(f"`inputs` must not be empty, got shape {tuple(inputs.shape)}.")
+        if not bool(torch.isfinite(inputs).all()):
+            raise ValueError("`inputs` must be finite, but it contains NaN or infinite values.")
+        check_int(n_restarts, "n_restarts", 1, MAX_BUDGET)
+        check_int(n_keep, "n_keep", 1)
+        if n_keep > n_restarts:
+            raise ValueError(f"`n_keep` must be <= n_restarts ({n_restarts}), got {n_keep}.")
+        check_int(n_steps, "n_steps", 1, MAX_BUDGET)
+        check_float(lr, "lr", 0.0, math.inf, low_open=True, high_open=True)
+        check_float(lam, "lam", 0.0, math.inf, high_open=True)
+        check_choice(loss, "loss", ("mse", "l1"))
+        check_choice(reduction, "reduction", ("sum", "mean"))
+        check_choice(realism, "realism", ("yeh", "nonsaturating"))
+        check_int(context_kernel, "context_kernel", 1)
+        if context_kernel % 2 == 0:
+            raise ValueError(f"`context_kernel` must be odd, got {context_kernel}.")
+        check_choice(projection, "projection", ("sphere", "clip"))
+        check_float(clip_value, "clip_value", 0.0, math.inf, low_open=True, high_open=True)
+        check_float(tol, "tol", 0.0, math.inf, high_open=True)
+        check_int(check_every, "check_every", 1)
+        check_fraction(threshold, "threshold")
+        check_choice(threshold_mode, "threshold_mode", _THRESHOLD_MODES)
+        check_int(feather, "feather", 0)
+        knob = deprecated_alias(
+            self.confidence, "confidence_fn", confidence_fn, _CONFIDENCE_FN_ALIAS
+        )
+        if knob == "identity" or callable(knob):
+            check_finite_scalar(confidence_threshold, "confidence_threshold")
+        else:
+            check_fraction(confidence_threshold, "confidence_threshold")
+        check_seed(seed)
+        if generator is not None:
+            warnings.warn(
+                "`generator` of generate() is deprecated (it reads like the GAN generator): "
+                "pass the torch.Generator as rng=",
+                FutureWarning,
+                stacklevel=2,
+            )
+            if rng is not None:
+                raise ValueError("pass `rng` only; `generator` is its deprecated name")
+            rng = generator
+        if rng is not None:
+            if not isinstance(rng, torch.Generator):
+                raise TypeError(
+                    "`rng` (formerly `generator`) must be a torch.Generator for the initial "
+                    f"latents, got {type(rng).__name__}; the generative model goes to "
+                    "LatentVariationGenerator(...)"
+                )
+            if rng.device.type != inputs.device.type:
+                raise ValueError(
+                    f"`rng` must be on the inputs' device ({inputs.device.type}), got "
+                    f"{rng.device.type}"
+                )
+            if seed is not None:
+                raise ValueError("pass at most one of `seed` and `rng`")
         if isinstance(counterfactual, bool):
             cf_cfg = CounterfactualConfig() if counterfactual else None
         elif isinstance(counterfactual, CounterfactualConfig):
             cf_cfg = counterfactual
         else:
             raise TypeError(
-                "counterfactual must be a bool or a CounterfactualConfig, got "
+                "`counterfactual` must be a bool or a CounterfactualConfig, got "
                 f"{type(counterfactual).__name__}"
             )
-        if cf_cfg is not None and self.forward_func is None:
-            raise ValueError("counterfactual mode needs forward_func (the classifier)")
-        if not isinstance(show_progress, bool):
-            raise TypeError(f"show_progress must be a bool, got {type(show_progress).__name__}")
+        if self.forward_func is None:
+            if cf_cfg is not None:
+                raise ValueError("counterfactual mode needs forward_func (the classifier)")
+            if target is not None:
+                raise ValueError("`target` is given but there is no forward_func to score it")
+        check_bool(show_progress, "show_progress")
+        settings = SearchSettings(
+            loss=loss,
+            reduction=reduction,
+            realism=realism,
+            lam=float(lam),
+            n_steps=n_steps,
+            lr=float(lr),
+            tol=float(tol),
+            check_every=check_every,
+            projection=projection,
+            clip_value=float(clip_value),
+            show_progress=show_progress,
+        )
 
         x = inputs.detach()
-        n, c, h_img, w_img = x.shape
+        n, c = x.shape[:2]
+        size = tuple(x.shape[2:])
         d = self.latent_dim
-        b_mask = self._mask_from(x, saliency, mask, threshold, threshold_mode)
+        b_mask = mask_from(x, saliency, mask, threshold, threshold_mode)
+        if rng is None:
+            rng = make_generator(seed, x.device)
 
-        if generator is None:
-            generator = torch.Generator(device=x.device)
-            if seed is None:
-                generator.seed()
-            else:
-                generator.manual_seed(seed)
-
-        with _Frozen(self.generator, self.discriminator, self.forward_func, self.feature_func):
-            latent_shape, (gc, ph, pw) = self._probe(x)
-            if gc != c or ph > h_img or pw > w_img:
+        with frozen(self.generator, self.discriminator, self.forward_func, self.feature_func):
+            latent_shape, (gc, *patch) = self._probe(x)
+            if gc != c or any(p > s for p, s in zip(patch, size, strict=True)):
                 raise ValueError(
-                    f"generator output (C, h, w) = ({gc}, {ph}, {pw}) must match the inputs' "
-                    f"{c} channels and fit into their {h_img}x{w_img} size (full image or patch)"
+                    f"generator output (C, {'h, w' if len(size) == 2 else 't'}) = "
+                    f"{(gc, *patch)} must match the inputs' {c} channels and fit into their "
+                    f"{'x'.join(map(str, size))} size (the full input or a window of it)"
                 )
-            origins, _ = self._origins(b_mask, (ph, pw), patch_origin)
-            state = _SearchState.build(x, b_mask, origins, (ph, pw), context_kernel, feather)
+            origins = patch_origins(b_mask, tuple(patch), patch_origin)
+            state = SearchState.build(x, b_mask, origins, tuple(patch), context_kernel, feather)
 
-            targets = None
-            input_conf = None
+            scorer = None
             if self.forward_func is not None:
-                with torch.no_grad():
-                    logits0 = self._classify(x)
-                n_classes = logits0.shape[1]
-                if target is None:
-                    targets = logits0.argmax(dim=1)
-                else:
-                    targets = _as_targets(target, n, "target", n_classes).to(x.device)
-                input_conf = self._confidence(logits0, confidence_fn).gather(1, targets[:, None])[
-                    :, 0
-                ]
+                scorer = _Scorer(self.forward_func, x, target, knob, float(confidence_threshold))
 
-            objective = _Objective(
-                self, state, latent_shape, loss, reduction, realism, lam, n_restarts
-            )
-            z0 = torch.randn(n * n_restarts, d, generator=generator, device=x.device, dtype=x.dtype)
-            z0 = _project(z0, projection, clip_value, None, None)
-            z, per_loss, steps = _adam_search(
-                objective, z0, n_steps, lr, tol, check_every, projection, clip_value,
-                None, None, show_progress, "latent search",
-            )  # fmt: skip
+            def generate_fn(z: Tensor) -> Tensor:
+                return self.generator(z.view(z.shape[0], *latent_shape))
+
+            discriminate = None if self.discriminator is None else self._discriminate
+            guard = FiniteGuard()
+            objective = Objective(state, settings, generate_fn, discriminate, n_restarts, guard)
+            z0 = torch.randn(n * n_restarts, d, generator=rng, device=x.device, dtype=x.dtype)
+            z0 = project(z0, settings)
+            z, per_loss, steps = adam_search(objective, z0, settings)
             order = per_loss.view(n, n_restarts).argsort(dim=1, stable=True)[:, :n_keep]
             z_keep = z.view(n, n_restarts, d).gather(1, order[..., None].expand(-1, -1, d))
             loss_keep = per_loss.view(n, n_restarts).gather(1, order)
 
             with torch.no_grad():
-                patches = self._generate(z_keep.reshape(n * n_keep, d), latent_shape)
+                patches = generate_fn(z_keep.reshape(n * n_keep, d))
                 variants = state.compose(patches, n_keep)
                 realism_score = None
-                if self.discriminator is not None:
-                    realism_score = torch.sigmoid(self._discriminate(patches)).view(n, n_keep)
-                diversity = _mean_pairwise_distance(variants.flatten(2))
+                if discriminate is not None:
+                    logits = discriminate(patches)
+                    guard.watch("discriminator", logits)
+                    realism_score = torch.sigmoid(logits).view(n, n_keep)
+                guard.check()
+                diversity = mean_pairwise_distance(variants.flatten(2))
                 feature_div = None
                 if self.feature_func is not None:
                     feats = self.feature_func(variants.flatten(0, 1))
@@ -813,25 +643,21 @@ class LatentVariationGenerator:
                             f"feature_func must return a Tensor with {n * n_keep} rows, got "
                             f"{getattr(feats, 'shape', type(feats))}"
                         )
-                    feature_div = _mean_pairwise_distance(feats.reshape(n, n_keep, -1))
+                    if not bool(torch.isfinite(feats).all()):
+                        raise ValueError("feature_func returned NaN or infinite features")
+                    feature_div = mean_pairwise_distance(feats.reshape(n, n_keep, -1))
                 conf = acc = preds = None
-                if targets is not None:
-                    logits = self._classify(variants.flatten(0, 1))
-                    preds = logits.argmax(dim=1).view(n, n_keep)
-                    conf = (
-                        self._confidence(logits, confidence_fn)
-                        .gather(1, targets.repeat_interleave(n_keep)[:, None])
-                        .view(n, n_keep)
-                    )
-                    acc = (preds == targets[:, None]) & (conf >= confidence_threshold)
+                if scorer is not None:
+                    index = torch.arange(n, device=x.device).repeat_interleave(n_keep)
+                    conf, preds, kept = scorer.score(variants.flatten(0, 1), index)
+                    conf, preds = conf.view(n, n_keep), preds.view(n, n_keep)
+                    acc = kept.view(n, n_keep) & (conf >= confidence_threshold)
 
             cf_result = None
             if cf_cfg is not None:
-                assert targets is not None
-                cf_result = self._counterfactual(
-                    cf_cfg, objective, state, z_keep[:, 0], targets, latent_shape, lr, n_steps,
-                    n_keep, projection, clip_value, confidence_fn, generator, show_progress,
-                )  # fmt: skip
+                assert scorer is not None
+                cfg = cf_cfg.resolved(d, n_keep, n_steps, float(lr))
+                cf_result = self._counterfactual(cfg, objective, z_keep[:, 0], scorer, rng)
 
         return LatentVariations(
             variants=variants,
@@ -841,119 +667,63 @@ class LatentVariationGenerator:
             context_weights=state.context_full,
             patch_origin=origins.to(x.device),
             diversity=diversity,
-            confidence=conf,
+            confidence=None if conf is None else conf.detach(),
             accepted=acc,
             predictions=preds,
-            target=targets,
-            input_confidence=input_conf,
+            target=None if scorer is None else scorer.position,
+            input_confidence=None if scorer is None else scorer.input_confidence,
             realism=realism_score,
             feature_diversity=feature_div,
             n_steps=steps,
             counterfactuals=cf_result,
         )
 
-    # ---------------------------------------------------------------- model calls
-    def _generate(self, z: Tensor, latent_shape: tuple[int, ...]) -> Tensor:
-        return self.generator(z.view(z.shape[0], *latent_shape))
-
-    def _discriminate(self, images: Tensor) -> Tensor:
-        assert self.discriminator is not None
-        out = self.discriminator(images)
-        if not isinstance(out, Tensor) or out.numel() != images.shape[0]:
-            raise ValueError(
-                f"discriminator must return one logit per image, shape (M,) or (M, 1), got "
-                f"{getattr(out, 'shape', type(out))} for M = {images.shape[0]}"
-            )
-        return out.reshape(images.shape[0])
-
-    def _classify(self, images: Tensor) -> Tensor:
-        assert self.forward_func is not None
-        out = self.forward_func(images)
-        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != images.shape[0]:
-            raise ValueError(
-                f"forward_func must return logits (M, n_classes), got "
-                f"{getattr(out, 'shape', type(out))} for M = {images.shape[0]}"
-            )
-        return out
-
-    @staticmethod
-    def _confidence(logits: Tensor, fn: str) -> Tensor:
-        if fn == "softmax":
-            return logits.softmax(dim=1)
-        if fn == "sigmoid":
-            return logits.sigmoid()
-        return logits
-
     def _counterfactual(
         self,
         cfg: CounterfactualConfig,
-        objective: _Objective,
-        state: _SearchState,
+        objective: Objective,
         anchors: Tensor,
-        targets: Tensor,
-        latent_shape: tuple[int, ...],
-        lr: float,
-        n_steps: int,
-        n_keep: int,
-        projection: str,
-        clip_value: float,
-        confidence_fn: str,
+        scorer: _Scorer,
         rng: torch.Generator,
-        show_progress: bool,
     ) -> CounterfactualVariations:
+        """The counterfactual search of a resolved ``cfg`` around the best latents ``anchors``."""
+        assert cfg.epsilon is not None and cfg.n_candidates is not None
+        assert cfg.n_steps is not None and cfg.lr is not None
         n, d = anchors.shape
-        eps = 0.25 * math.sqrt(d) if cfg.epsilon is None else cfg.epsilon
-        _check_float(eps, "counterfactual.epsilon", 0.0, strict=True)
-        weight = _check_float(cfg.weight, "counterfactual.weight", 0.0, strict=True)
-        margin = _check_float(cfg.margin, "counterfactual.margin", 0.0, strict=False)
-        kc = n_keep if cfg.n_candidates is None else cfg.n_candidates
-        _check_int(kc, "counterfactual.n_candidates", 1)
-        steps = _check_int(
-            n_steps if cfg.n_steps is None else cfg.n_steps, "counterfactual.n_steps", 1
-        )
-        cf_lr = _check_float(lr if cfg.lr is None else cfg.lr, "counterfactual.lr", 0.0, True)
-        toward = None
-        if cfg.cf_target is not None:
-            with torch.no_grad():
-                n_classes = self._classify(state.x[:1]).shape[1]
-            toward = _as_targets(cfg.cf_target, n, "counterfactual.cf_target", n_classes)
-            toward = toward.to(anchors.device)
-
+        kc, eps = cfg.n_candidates, float(cfg.epsilon)
+        state = objective.state
+        toward = None if cfg.cf_target is None else scorer.classes(cfg.cf_target, n)
+        index = torch.arange(n, device=anchors.device).repeat_interleave(kc)
+        toward_rep = None if toward is None else toward.repeat_interleave(kc)
         anchor_rep = anchors.repeat_interleave(kc, dim=0)
-        cls = targets.repeat_interleave(kc) if toward is None else toward.repeat_interleave(kc)
-        sign = 1.0 if toward is None else -1.0
 
         def classifier_term(patches: Tensor) -> Tensor:
-            logits = self._classify(state.compose(patches, kc).flatten(0, 1))
-            chosen = logits.gather(1, cls[:, None])[:, 0]
-            others = logits.scatter(1, cls[:, None], float("-inf")).amax(dim=1)
-            gap = sign * (chosen - others)  # > 0 while the decision is not yet as wanted
-            return weight * gap.clamp(min=-margin)
+            rows = state.compose(patches, kc).flatten(0, 1)
+            gap = scorer.margin(rows, index, toward_rep, objective.guard)
+            return cfg.weight * gap.clamp(min=-cfg.margin)
 
         cf_objective = objective.with_restarts(kc, classifier_term)
+        settings = objective.settings.replace(n_steps=cfg.n_steps, lr=cfg.lr, tol=0.0)
         direction = torch.randn(
             n * kc, d, generator=rng, device=anchors.device, dtype=anchors.dtype
         )
         direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        z_init = anchor_rep + 0.5 * eps * direction
-        z_init = _project(z_init, projection, clip_value, anchor_rep, eps)
-        z, _, _ = _adam_search(
-            cf_objective, z_init, steps, cf_lr, 0.0, steps, projection, clip_value, anchor_rep,
-            eps, show_progress, "counterfactual search",
-        )  # fmt: skip
+        z_init = project(anchor_rep + 0.5 * eps * direction, settings, anchor_rep, eps)
+        z, _, _ = adam_search(
+            cf_objective, z_init, settings, anchor_rep, eps, desc="counterfactual search"
+        )
         with torch.no_grad():
-            patches = self._generate(z, latent_shape)
+            patches = objective.generate(z)
             rec = objective.base_loss(patches, z, kc)
             variants = state.compose(patches, kc)
-            logits = self._classify(variants.flatten(0, 1))
-            preds = logits.argmax(dim=1)
-            conf = self._confidence(logits, confidence_fn).gather(
-                1, targets.repeat_interleave(kc)[:, None]
-            )[:, 0]
-            flipped = preds != targets.repeat_interleave(kc) if toward is None else preds == cls
+            conf, preds, kept = scorer.score(variants.flatten(0, 1), index)
+            flipped = ~kept if toward_rep is None else preds == toward_rep
             real = None
-            if self.discriminator is not None:
-                real = torch.sigmoid(self._discriminate(patches)).view(n, kc)
+            if objective.discriminate is not None:
+                logits = objective.discriminate(patches)
+                objective.guard.watch("discriminator", logits)
+                real = torch.sigmoid(logits).view(n, kc)
+            objective.guard.check()
         return CounterfactualVariations(
             variants=variants,
             latents=z.view(n, kc, d).detach(),
@@ -961,236 +731,9 @@ class LatentVariationGenerator:
             latent_distance=(z - anchor_rep).norm(dim=1).view(n, kc),
             losses=rec.view(n, kc),
             predictions=preds.view(n, kc),
-            confidence=conf.view(n, kc),
+            confidence=conf.view(n, kc).detach(),
             flipped=flipped.view(n, kc),
             realism=real,
             cf_target=toward,
-            epsilon=float(eps),
+            epsilon=eps,
         )
-
-
-# --------------------------------------------------------------------------------------------
-# Internals of the search
-# --------------------------------------------------------------------------------------------
-@dataclass
-class _SearchState:
-    """Inputs cropped to the generator's window, with masks and context weights."""
-
-    x: Tensor  # (N, C, H, W)
-    mask: Tensor  # (N, H, W) bool
-    context_full: Tensor  # (N, H, W)
-    x_patch: Tensor  # (N, 1, C, h, w)
-    mask_patch: Tensor  # (N, 1, 1, h, w) bool
-    blend_patch: Tensor | None  # (N, 1, 1, h, w) feather weights inside B, or None
-    weight_patch: Tensor  # (N, 1, 1, h, w) context weights R in the window
-    weight_norm: Tensor  # (N, 1) C * sum(R) in the window
-    index: Tensor | None  # (N, 1, h*w) flat positions of the window, None for full images
-
-    @staticmethod
-    def build(
-        x: Tensor,
-        mask: Tensor,
-        origins: Tensor,
-        patch: tuple[int, int],
-        kernel: int,
-        feather: int,
-    ) -> _SearchState:
-        n, c, h_img, w_img = x.shape
-        ph, pw = patch
-        bf = mask[:, None].to(x.dtype)
-        context = ((1 - bf) * _box_filter(bf, kernel))[:, 0]
-        blend = None
-        if feather > 0:
-            blend = (bf * _box_filter(bf, 2 * feather + 1))[:, 0]
-        full = (ph, pw) == (h_img, w_img)
-        if full:
-            index = None
-            rows = cols = None
-        else:
-            rows = origins[:, 0, None].to(x.device) + torch.arange(ph, device=x.device)
-            cols = origins[:, 1, None].to(x.device) + torch.arange(pw, device=x.device)
-            index = (rows[:, :, None] * w_img + cols[:, None, :]).reshape(n, 1, ph * pw)
-
-        def crop(t: Tensor) -> Tensor:  # (N, ..., H, W) -> (N, ..., h, w)
-            if index is None:
-                return t
-            flat = t.flatten(-2)
-            idx = index.reshape(n, *([1] * (flat.dim() - 2)), ph * pw).expand(*flat.shape[:-1], -1)
-            return flat.gather(-1, idx).view(*t.shape[:-2], ph, pw)
-
-        weight_patch = crop(context)[:, None, None]
-        return _SearchState(
-            x=x,
-            mask=mask,
-            context_full=context,
-            x_patch=crop(x)[:, None],
-            mask_patch=crop(mask)[:, None, None],
-            blend_patch=None if blend is None else crop(blend)[:, None, None],
-            weight_patch=weight_patch,
-            weight_norm=(c * weight_patch.flatten(1).sum(dim=1, keepdim=True)).clamp_min(1e-12),
-            index=index,
-        )
-
-    def compose(self, patches: Tensor, k: int) -> Tensor:
-        """Equation (1) for ``k`` generations per input: (N k, C, h, w) to (N, k, C, H, W)."""
-        n, c, h_img, w_img = self.x.shape
-        g = patches.view(n, k, *patches.shape[1:])
-        if self.blend_patch is not None:
-            g = self.x_patch + self.blend_patch * (g - self.x_patch)
-        window = torch.where(self.mask_patch, g, self.x_patch)
-        if self.index is None:
-            return window
-        base = self.x[:, None].expand(n, k, c, h_img, w_img).flatten(3)
-        idx = self.index[:, None].expand(n, k, c, -1)
-        return base.scatter(3, idx, window.flatten(3)).view(n, k, c, h_img, w_img)
-
-
-class _Objective:
-    """Per-restart search loss (N R,) as a function of the latents."""
-
-    def __init__(
-        self,
-        owner: LatentVariationGenerator,
-        state: _SearchState,
-        latent_shape: tuple[int, ...],
-        loss: str,
-        reduction: str,
-        realism: str,
-        lam: float,
-        restarts: int,
-        extra: Callable[[Tensor], Tensor] | None = None,
-    ) -> None:
-        self.owner = owner
-        self.state = state
-        self.latent_shape = latent_shape
-        self.loss = loss
-        self.reduction = reduction
-        self.realism = realism
-        self.lam = lam
-        self.restarts = restarts
-        self.extra = extra
-
-    def with_restarts(self, restarts: int, extra: Callable[[Tensor], Tensor]) -> _Objective:
-        return _Objective(
-            self.owner, self.state, self.latent_shape, self.loss, self.reduction, self.realism,
-            self.lam, restarts, extra,
-        )  # fmt: skip
-
-    def base_loss(self, patches: Tensor, z: Tensor, k: int) -> Tensor:
-        st = self.state
-        n = st.x.shape[0]
-        err = patches.view(n, k, *patches.shape[1:]) - st.x_patch
-        err = err.square() if self.loss == "mse" else err.abs()
-        rec = (err * st.weight_patch).flatten(2).sum(dim=2)  # (N, k)
-        if self.reduction == "mean":
-            rec = rec / st.weight_norm
-        rec = rec.flatten()
-        if self.lam == 0:
-            return rec
-        if self.owner.discriminator is not None:
-            logit = self.owner._discriminate(patches)
-            # log(1 - sigmoid(l)) = -softplus(l); -log(sigmoid(l)) = softplus(-l)
-            ctx = -F.softplus(logit) if self.realism == "yeh" else F.softplus(-logit)
-        else:
-            ctx = 0.5 * z.square().sum(dim=1)
-        return rec + self.lam * ctx
-
-    def __call__(self, z: Tensor) -> Tensor:
-        patches = self.owner._generate(z, self.latent_shape)
-        if patches.shape[1:] != self.state.x_patch.shape[2:]:
-            raise ValueError(
-                f"generator output changed shape to {tuple(patches.shape)} during the search"
-            )
-        total = self.base_loss(patches, z, self.restarts)
-        if self.extra is not None:
-            total = total + self.extra(patches)
-        return total
-
-
-def _project(
-    z: Tensor, projection: str, clip_value: float, anchor: Tensor | None, eps: float | None
-) -> Tensor:
-    """Project onto the prior's support (and the ball ``||z - anchor|| <= eps``)."""
-    d = z.shape[1]
-    if projection == "clip":
-        if anchor is not None:
-            assert eps is not None
-            diff = z - anchor
-            scale = (eps / diff.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
-            z = anchor + diff * scale
-        # the cube contains the anchor, so clipping never leaves the ball
-        return z.clamp(-clip_value, clip_value)
-    r = math.sqrt(d)
-    u = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    if anchor is None:
-        return r * u
-    assert eps is not None
-    # exact projection onto the spherical cap {|z| = r, |z - anchor| <= eps}
-    a = anchor / anchor.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    max_angle = 2 * math.asin(min(1.0, eps / (2 * r)))
-    cos = (u * a).sum(dim=1, keepdim=True).clamp(-1, 1)
-    tangent = u - cos * a
-    tangent = tangent / tangent.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    capped = math.cos(max_angle) * a + math.sin(max_angle) * tangent
-    inside = cos >= math.cos(max_angle)
-    return r * torch.where(inside, u, capped)
-
-
-def _adam_search(
-    objective: Callable[[Tensor], Tensor],
-    z_init: Tensor,
-    n_steps: int,
-    lr: float,
-    tol: float,
-    check_every: int,
-    projection: str,
-    clip_value: float,
-    anchor: Tensor | None,
-    eps: float | None,
-    show_progress: bool,
-    desc: str,
-) -> tuple[Tensor, Tensor, int]:
-    """Adam on the latents with projection; returns best latents, their losses and steps run.
-
-    The best iterate of every restart is tracked on the device; the only host syncs are the
-    convergence checks every ``check_every`` steps.
-    """
-    z = z_init.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    best_z = z.detach().clone()
-    best_loss = torch.full((z.shape[0],), float("inf"), dtype=z.dtype, device=z.device)
-    last_check: Tensor | None = None
-    bar = progress(desc=desc, total=n_steps) if show_progress else None
-    steps = 0
-    try:
-        with torch.enable_grad():
-            for step in range(n_steps):
-                per = objective(z)
-                (grad,) = torch.autograd.grad(per.sum(), z)
-                with torch.no_grad():
-                    per = per.detach()
-                    better = per < best_loss
-                    best_loss = torch.where(better, per, best_loss)
-                    best_z = torch.where(better[:, None], z.detach(), best_z)
-                z.grad = grad
-                opt.step()
-                with torch.no_grad():
-                    z.copy_(_project(z, projection, clip_value, anchor, eps))
-                steps = step + 1
-                if bar is not None:
-                    bar.update(1)
-                if tol > 0 and steps % check_every == 0:
-                    if last_check is not None:
-                        rel = (last_check - per).abs() / last_check.abs().clamp_min(1e-12)
-                        if float(rel.max()) < tol:
-                            break
-                    last_check = per
-        with torch.no_grad():
-            per = objective(z.detach()).detach()
-            better = per < best_loss
-            best_loss = torch.where(better, per, best_loss)
-            best_z = torch.where(better[:, None], z.detach(), best_z)
-    finally:
-        if bar is not None:
-            bar.close()
-    return best_z, best_loss, steps
