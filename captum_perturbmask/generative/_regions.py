@@ -15,45 +15,7 @@ from torch import Tensor
 
 from captum_perturbmask._checks import check_real_tensor
 
-__all__ = ["_saliency_span", "mask_extents", "mask_from", "patch_origins"]
-
-
-def _saliency_span(saliency: Tensor, threshold: float = 0.5, mode: str = "quantile") -> Tensor:
-    """Tight span of the salient time steps of each series: the 1-D analogue of
-    :func:`captum_perturbmask.metrics.saliency_box`.
-
-    Channels are summed; the salient steps are those of
-    :func:`captum_perturbmask.metrics.saliency_mask` (e.g. the top ``1 - threshold`` quantile)
-    and the span runs from the first to the last of them.
-
-    Args:
-        saliency: saliency :math:`(N, T)` or :math:`(N, C', T)`, finite.
-        threshold: cut-off, meaning set by ``mode``.
-        mode: ``"value"``, ``"quantile"`` or ``"energy"``.
-
-    Returns:
-        ``[start, stop)`` per series, long :math:`(N, 2)`.
-
-    Raises:
-        TypeError: if ``saliency`` is not a floating-point tensor.
-        ValueError: for a wrong shape, NaN/inf values or a bad ``threshold``/``mode``.
-
-    Example:
-        >>> s = torch.tensor([[0.0, 3.0, 0.0, 2.0, 0.0, 0.0]])
-        >>> _saliency_span(s, threshold=0.7)  # the top 30% (2 steps): steps 1 and 3
-        tensor([[1, 4]])
-    """
-    from captum_perturbmask.metrics import saliency_mask
-
-    check_real_tensor(saliency, "saliency")
-    if saliency.dim() not in (2, 3):
-        raise ValueError(
-            f"`saliency` of series must have shape (N, T) or (N, C', T), got "
-            f"{tuple(saliency.shape)}."
-        )
-    s = saliency.sum(dim=1) if saliency.dim() == 3 else saliency
-    keep = saliency_mask(s[:, None, :], threshold=threshold, mode=mode)[:, 0]  # (N, T)
-    return mask_extents(keep)[:, 0]
+__all__ = ["mask_extents", "mask_from", "patch_origins"]
 
 
 def mask_extents(mask: Tensor) -> Tensor:
@@ -136,7 +98,9 @@ def mask_from(
                     f"`saliency` must have shape (N, T) or (N, C', T) with (N, T) = "
                     f"{(n, *size)}, got {tuple(s.shape)}."
                 )
-            span = _saliency_span(s.detach(), threshold=threshold, mode=mode)
+            from captum_perturbmask.metrics import saliency_span
+
+            span = saliency_span(s.detach(), threshold=threshold, mode=mode).long()
             steps = torch.arange(size[0], device=span.device)
             m = (steps >= span[:, :1]) & (steps < span[:, 1:])
         else:

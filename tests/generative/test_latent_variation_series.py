@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from captum_perturbmask.generative import CounterfactualConfig, LatentVariationGenerator
-from captum_perturbmask.generative._regions import _saliency_span
+from captum_perturbmask.metrics import saliency_span
 
 from .models import (
     CHANNELS_1D,
@@ -113,7 +113,7 @@ def test_mask_forms_and_saliency_span() -> None:
         assert torch.equal(lvg.generate(x, mask=form, **FAST).variants, ref.variants)
     sal = torch.rand(2, CHANNELS_1D, LENGTH, generator=torch.Generator().manual_seed(4))
     out = lvg.generate(x, sal, threshold=0.9, **FAST)
-    span = _saliency_span(sal, threshold=0.9)
+    span = saliency_span(sal, threshold=0.9).long()
     steps = torch.arange(LENGTH)
     assert torch.equal(out.mask, (steps >= span[:, :1]) & (steps < span[:, 1:]))
     assert outside_equal(out, x)

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from captum_perturbmask.generative._regions import (
-    _saliency_span,
     mask_extents,
     mask_from,
     patch_origins,
@@ -32,29 +31,6 @@ def test_mask_extents_match_a_direct_computation() -> None:
                 hit = m[i].any(dim=others[0]) if others else m[i]
                 idx = hit.nonzero().flatten()
                 assert ext[i, dim].tolist() == [int(idx.min()), int(idx.max()) + 1]
-
-
-@pytest.mark.parametrize("mode", ["quantile", "value", "energy"])
-def test_saliency_span_is_the_one_row_saliency_box(mode: str) -> None:
-    s = torch.rand(4, 3, 30, generator=torch.Generator().manual_seed(1))
-    span = _saliency_span(s, threshold=0.8, mode=mode)
-    boxes = saliency_box(s.sum(1)[:, None, :], threshold=0.8, mode=mode)  # (x1, y1, x2, y2)
-    assert torch.equal(span, boxes[:, [0, 2]].long())
-    assert torch.equal(_saliency_span(s.sum(1), threshold=0.8, mode=mode), span)
-
-
-def test_saliency_span_covers_the_top_quantile() -> None:
-    s = torch.zeros(2, 20)
-    s[0, [3, 11]] = 1.0  # two separate peaks: the span bridges them
-    s[1, 15] = 5.0
-    s[1, 17] = 4.0
-    assert _saliency_span(s, threshold=0.9).tolist() == [[3, 12], [15, 18]]
-    with pytest.raises(ValueError, match="saliency"):
-        _saliency_span(torch.rand(2, 3, 4, 5))
-    with pytest.raises(TypeError, match="saliency"):
-        _saliency_span(torch.ones(2, 5, dtype=torch.long))
-    with pytest.raises(ValueError, match="threshold"):
-        _saliency_span(s, threshold=2.0)
 
 
 def test_mask_from_images_and_series() -> None:
