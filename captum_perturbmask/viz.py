@@ -263,7 +263,8 @@ def _overlay(
         extent=(0, width, height, 0),
         interpolation="bilinear",
     )
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=SALIENCY_CMAP), ax=ax, shrink=0.85)
+    shrink = 0.85 * min(1.0, height / width)  # about the image's height on equal-aspect axes
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=SALIENCY_CMAP), ax=ax, shrink=shrink)
     bar.ax.tick_params(labelsize=TITLE_SIZE - 2)
 
 
