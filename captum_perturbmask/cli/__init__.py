@@ -29,7 +29,7 @@ import importlib
 import os
 import secrets
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NoReturn
 
@@ -150,6 +150,13 @@ def prepare_out(path: str) -> Path:
 Content = bytes | str | Callable[[str], None]
 
 
+def check_targets(paths: Iterable[Path]) -> None:
+    """Refuse output paths that a folder is in the way of (checked before the work starts)."""
+    for target in paths:
+        if target.is_dir():
+            raise CLIError(f"cannot write {target}: a directory of that name is in the way")
+
+
 def write_files(files: Mapping[Path, Content]) -> None:
     """Write a set of output files whole or not at all.
 
@@ -158,9 +165,7 @@ def write_files(files: Mapping[Path, Content]) -> None:
     they moved into place with :func:`os.replace`; on failure the temporary files are removed
     and one :class:`CLIError` names the file.
     """
-    for target in files:
-        if target.is_dir():
-            raise CLIError(f"cannot write {target}: a directory of that name is in the way")
+    check_targets(files)
     staged: list[tuple[Path, Path]] = []
     try:
         for target, content in files.items():

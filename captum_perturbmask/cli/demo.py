@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_perturbmask import viz
-from captum_perturbmask.cli import prepare_out, say, write_files
+from captum_perturbmask.cli import check_targets, prepare_out, say, write_files
 from captum_perturbmask.compare import AttributionFn, compare, default_methods
 
 #: Forward budgets of the convergence figure (the poster's second figure).
@@ -30,6 +30,15 @@ QUICK_CONVERGENCE_BUDGETS = (16, 50)
 BOX_THRESHOLD = 0.9
 #: Rows per forward call of every method and metric.
 BATCH_SIZE = 64
+#: The files the demo writes into ``--out``.
+OUTPUTS = (
+    "maps.png",
+    "metrics.md",
+    "metrics.csv",
+    "convergence.png",
+    "convergence.csv",
+    "variations.png",
+)
 #: Resolution of the maps figure (several panels: smaller dots keep the file small).
 MAPS_DPI = 80
 
@@ -198,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
     n_varied = min(n_images, 2 if quick else 4)
     seeds = tuple(args.seed + i for i in range(n_seeds))
     out = prepare_out(args.out)
+    check_targets(out / name for name in OUTPUTS)
     t0 = time.perf_counter()
 
     def stage(i: int, text: str) -> None:
@@ -303,10 +313,7 @@ def run(args: argparse.Namespace) -> int:
             out / "variations.png": variations_png,
         }
     )
-    say(
-        f"done in {time.perf_counter() - t0:.0f} s; wrote maps.png, metrics.md, metrics.csv, "
-        f"convergence.png, convergence.csv, variations.png to {out}"
-    )
+    say(f"done in {time.perf_counter() - t0:.0f} s; wrote {', '.join(OUTPUTS)} to {out}")
     print(table.to_markdown())
     print(f"accepted fraction of variations: {variations.accepted_fraction:.2f}")
     return 0

@@ -28,6 +28,7 @@ from captum_perturbmask.cli import (
     MAX_SIZE,
     PROG,
     CLIError,
+    check_targets,
     first_sentence,
     prepare_out,
     say,
@@ -210,7 +211,9 @@ def load_state_dict(model: nn.Module, name: str, path: str, num_classes: int) ->
             "with torch.save(model.state_dict(), path)"
         )
     try:  # weights_only: a pickle that would run code is refused, never executed
-        obj = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 100" of a damaged file
+            warnings.simplefilter("ignore")
+            obj = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err):
             raise CLIError(
@@ -381,6 +384,7 @@ def run(args: argparse.Namespace) -> int:
     label = f" ({names[target]})" if names else ""
 
     out = prepare_out(args.out)
+    check_targets([out / "saliency.png", out / "saliency.pt"])
     padded = f", padded to {x.shape[2]}x{x.shape[3]} with the mean colour" if args.pad else ""
     print(
         f"preprocessing: resized {height}x{width} -> {h}x{w} (antialiased; aspect ratio kept, "
