@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from captum_perturbmask.compare import ComparisonTable, compare, default_methods, plot_maps
+from captum_perturbmask.compare import ComparisonTable, compare, default_methods
 from captum_perturbmask.metrics import deletion_auc, insertion_auc
 
 HAS_ATTR = all(
@@ -129,17 +129,16 @@ def test_time_series_custom_methods() -> None:
     assert table["rand"]["stochastic"] and table["abs"]["runs"] == 2
 
 
-def test_plot_maps(setup, tmp_path) -> None:
-    model, x, _ = setup
-    maps = {
-        "a": torch.rand(2, 1, 16, 16),
-        "b": torch.rand(2, 3, 16, 16),
-        "zero": torch.zeros(2, 16, 16),
-    }
-    path = tmp_path / "maps.png"
-    fig = plot_maps(maps, x, indices=(0, 1), path=str(path))
-    assert path.stat().st_size > 0
-    assert len(fig.axes) >= 8  # 2 rows x (input + 3 maps), plus colour bars
+def test_plot_maps_moved_to_viz() -> None:
+    """``compare.plot_maps`` still works, with a FutureWarning; it is no longer exported."""
+    import captum_perturbmask.compare as compare_module
+    from captum_perturbmask import viz
+
+    with pytest.warns(FutureWarning, match="captum_perturbmask.viz.plot_maps"):
+        assert compare_module.plot_maps is viz.plot_maps
+    assert "plot_maps" not in compare_module.__all__
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        compare_module.nope  # noqa: B018
 
 
 @pytest.mark.parametrize(
