@@ -27,7 +27,6 @@ import argparse
 import codecs
 import importlib
 import os
-import secrets
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -79,6 +78,15 @@ def int_range(minimum: int, maximum: int | Callable[[], int] | None = None) -> C
 
     ``maximum`` may be a function, called when a value is parsed (so that a bound defined in a
     module that imports torch costs nothing for ``--help``).
+
+    Example:
+        >>> parse = int_range(2, 10)
+        >>> parse("7")
+        7
+        >>> parse("11")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: expected an integer from 2 to 10, got '11'
     """
 
     def parse(text: str) -> int:
@@ -139,7 +147,7 @@ def prepare_out(path: str) -> Path:
         raise CLIError(f"--out {path} exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"
+        probe = out / f".write-test-{os.getpid()}-{os.urandom(4).hex()}"
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as err:
@@ -169,7 +177,7 @@ def write_files(files: Mapping[Path, Content]) -> None:
     staged: list[tuple[Path, Path]] = []
     try:
         for target, content in files.items():
-            tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+            tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(4).hex()}.part")
             staged.append((tmp, target))
             try:
                 if isinstance(content, bytes):
@@ -353,7 +361,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 usage or input error, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 ok, 2 usage or input error, 130 interrupted).
+
+    Args:
+        argv: The arguments after the program name; ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The exit status.
+
+    Example:
+        >>> main(["--version"])
+        captum-perturbmask ...
+        0
+        >>> main(["demo", "--out", "x", "--seed", "-1"])  # one line on stderr
+        2
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -370,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    except (MemoryError, torch.OutOfMemoryError):
+    except (MemoryError, torch.cuda.OutOfMemoryError):
         print(
             f"{PROG}: error: out of memory; try a smaller --size or --batch-size", file=sys.stderr
         )
