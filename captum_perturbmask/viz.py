@@ -211,13 +211,17 @@ def _saliency_np(saliency: Tensor, name: str) -> np.ndarray:
 
 
 def _downsample(x: Tensor, max_side: int) -> Tensor:
-    """``x`` :math:`(C, H, W)` shrunk so its longer side is at most ``max_side`` (display only)."""
+    """``x`` :math:`(C, H, W)` as float, shrunk so its longer side is at most ``max_side``
+    (display only): a strided view first (no full-size copy), then an antialiased resize."""
+    h, w = x.shape[-2:]
+    step = max(1, max(h, w) // max_side)  # leaves the longer side >= max_side
+    x = x[..., ::step, ::step].float()
     h, w = x.shape[-2:]
     scale = max_side / max(h, w)
     if scale >= 1:
         return x
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(x[None].float(), size=size, mode="bilinear", antialias=True)[0]
+    return F.interpolate(x[None], size=size, mode="bilinear", antialias=True)[0]
 
 
 # ------------------------------------------------------------------------------------------
@@ -471,11 +475,17 @@ def plot_explanation(
             f"`image` must be a tensor (C, H, W), got {got}."
         )
     size = (int(image.shape[1]), int(image.shape[2]))
-    saliency_np = _saliency_np(saliency, "saliency")
-    if saliency_np.shape != size:
+    if not isinstance(saliency, Tensor):
+        raise TypeError(f"`saliency` must be a torch.Tensor, got {type(saliency).__name__}.")
+    if saliency.ndim not in (2, 3) or tuple(saliency.shape[-2:]) != size:
         raise ValueError(
-            f"`saliency` must have the image's size {size}, got {tuple(saliency.shape)}."
+            f"`saliency` must be a map (H, W) or (C, H, W) of the image's size {size}, got "
+            f"{tuple(saliency.shape)}."
         )
+    if saliency.is_complex() or saliency.dtype == torch.bool:
+        raise TypeError(f"`saliency` must hold real numbers, got dtype {saliency.dtype}.")
+    if not bool(torch.isfinite(saliency).all()):
+        raise ValueError("`saliency` must be finite, but it contains NaN or infinite values.")
     if target is not None and (isinstance(target, bool) or not isinstance(target, Integral)):
         raise TypeError(f"`target` must be an int or None, got {type(target).__name__}.")
     clip = _check_clip(clip)
@@ -487,10 +497,10 @@ def plot_explanation(
     if confidence is not None:
         title += f", p={float(confidence):.3f}"
 
-    pixels = image.detach().cpu()
-    pixels = pixels.float() / 255 if pixels.dtype == torch.uint8 else pixels
-    image_np = _image_np(_downsample(pixels, DISPLAY_MAX_SIDE))
-    shown_map = _downsample(torch.from_numpy(saliency_np)[None], DISPLAY_MAX_SIDE)[0].numpy()
+    pixels = _downsample(image.detach().cpu(), DISPLAY_MAX_SIDE)
+    image_np = _image_np(pixels / 255 if image.dtype == torch.uint8 else pixels)
+    flat = saliency.detach().cpu().reshape(-1, *size)
+    shown_map = _saliency_np(_downsample(flat, DISPLAY_MAX_SIDE), "saliency")
 
     from matplotlib.figure import Figure
 

@@ -69,7 +69,8 @@ def load_image(path: str) -> Tensor:
                         f"megapixels), more than the {limit} explain accepts; downscale it first"
                     )
                 img.load()
-                rgb = img.convert("RGB")
+                rgb = img if img.mode == "RGB" else img.convert("RGB")
+                pixels = TF.pil_to_tensor(rgb)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise CLIError(
             f"refusing image {path}: more than {limit} ({first_sentence(err)})"
@@ -78,7 +79,7 @@ def load_image(path: str) -> Tensor:
         raise CLIError(f"cannot read image {path}: not a PNG, JPEG or other image") from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise CLIError(f"cannot read image {path}: corrupt or truncated image ({err})") from None
-    return TF.pil_to_tensor(rgb)
+    return pixels
 
 
 def resized_size(height: int, width: int, size: int, pad: bool) -> tuple[int, int]:
