@@ -10,8 +10,8 @@
   methods, :func:`~captum_perturbmask.metrics.run_consistency`;
 * forward passes of the model per input, counted, and wall-clock seconds per input.
 
-The result is a :class:`ComparisonTable` with ``to_markdown()``, ``to_csv()`` and
-:func:`plot_maps` for a figure of the maps.
+The result is a :class:`ComparisonTable` with ``to_markdown()`` and ``to_csv()``;
+:func:`captum_perturbmask.viz.plot_maps` draws its maps.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from captum_perturbmask._captum_compat import TargetType
 from captum_perturbmask._forward import ConfidenceType, CountForwards, deprecated_alias
 from captum_perturbmask._random import private_global_rng
 
-__all__ = ["AttributionFn", "ComparisonTable", "compare", "default_methods", "plot_maps"]
+__all__ = ["AttributionFn", "ComparisonTable", "compare", "default_methods"]
 
 #: A saliency method as :func:`compare` calls it: ``fn(inputs, target, seed) -> attributions``.
 AttributionFn = Callable[[Tensor, TargetType, int], Tensor]
@@ -212,8 +212,8 @@ def default_methods(
     if not isinstance(inputs, Tensor) or inputs.ndim not in (3, 4):
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
         raise ValueError(
-            f"The default methods need images (B, C, H, W) or series (B, C, T), got {shape}; "
-            "pass `methods` for other data."
+            f"The default methods need `inputs` of images (B, C, H, W) or series (B, C, T), got "
+            f"{shape}; pass `methods` for other data."
         )
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"`budget` must be a positive int, got {budget!r}.")
@@ -452,73 +452,16 @@ def compare(
     return ComparisonTable(rows=rows, maps={n: m[0] for n, m in maps.items()}, top_k=top_k)
 
 
-def plot_maps(
-    table: ComparisonTable | Mapping[str, Tensor],
-    inputs: Tensor,
-    indices: Sequence[int] = (0,),
-    method: str = "blended_heat_map",
-    sign: str = "absolute_value",
-    path: str | None = None,
-) -> Any:
-    """Draw the maps of several methods side by side (rows: inputs, columns: methods).
+def __getattr__(name: str) -> Any:
+    """``plot_maps`` moved to :mod:`captum_perturbmask.viz`; the old name still works."""
+    if name == "plot_maps":
+        from captum_perturbmask.viz import plot_maps
 
-    Uses :func:`captum.attr.visualization.visualize_image_attr` on a
-    :class:`matplotlib.figure.Figure` (no pyplot, no display needed). The first column is the
-    input, min-max scaled to :math:`[0, 1]` for display.
-
-    Args:
-        table: A :class:`ComparisonTable` (its ``maps``) or a mapping name -> attributions
-            :math:`(B, C, H, W)`, :math:`(B, 1, H, W)` or :math:`(B, H, W)`.
-        inputs: Images :math:`(B, C, H, W)` the maps explain.
-        indices: Which inputs to draw, one row each.
-        method: ``visualize_image_attr`` method, e.g. ``"heat_map"``, ``"blended_heat_map"``.
-        sign: ``visualize_image_attr`` sign, e.g. ``"absolute_value"``, ``"all"``.
-        path: Save the figure there if given.
-
-    Returns:
-        The :class:`matplotlib.figure.Figure`.
-
-    Raises:
-        ValueError: If ``inputs`` are not images or ``indices`` are out of range.
-    """
-    from captum.attr import visualization
-    from matplotlib.figure import Figure
-
-    maps = table.maps if isinstance(table, ComparisonTable) else dict(table)
-    if not isinstance(inputs, Tensor) or inputs.ndim != 4:
-        raise ValueError("`inputs` must be images of shape (B, C, H, W).")
-    indices = list(indices)
-    if not indices or any(not 0 <= i < inputs.shape[0] for i in indices):
-        raise ValueError(f"`indices` must be in [0, {inputs.shape[0]}), got {indices}.")
-    n_cols = len(maps) + 1
-    fig = Figure(figsize=(2.2 * n_cols, 2.2 * len(indices)))
-    axes = fig.subplots(len(indices), n_cols, squeeze=False)
-    for row, idx in zip(axes, indices, strict=True):
-        image = inputs[idx].detach().float().cpu()
-        image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
-        image_np = image.permute(1, 2, 0).numpy()
-        row[0].imshow(image_np.squeeze(-1) if image_np.shape[-1] == 1 else image_np, cmap="gray")
-        row[0].set_title("input")
-        row[0].axis("off")
-        for ax, (name, attr) in zip(row[1:], maps.items(), strict=True):
-            a = attr[idx].detach().float().cpu()
-            a = a.unsqueeze(0) if a.ndim == 2 else a
-            a = a.sum(0, keepdim=True) if a.shape[0] != image.shape[0] else a
-            if not bool(a.abs().amax() > 0):  # Captum cannot scale an all-zero map
-                ax.imshow(image_np.mean(-1), cmap="gray")
-                ax.set_title(f"{name} (all 0)")
-                ax.axis("off")
-                continue
-            visualization.visualize_image_attr(
-                a.permute(1, 2, 0).numpy(),
-                image_np,
-                method=method,
-                sign=sign,
-                plt_fig_axis=(fig, ax),
-                use_pyplot=False,
-                title=name,
-            )
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path)
-    return fig
+        warnings.warn(
+            "captum_perturbmask.compare.plot_maps moved to captum_perturbmask.viz.plot_maps; "
+            "the old name will be removed.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return plot_maps
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,19 +1,13 @@
 """Tests for :mod:`captum_perturbmask.compare` on a tiny conv model and 16 x 16 images."""
 
 import csv
-import importlib.util
 
 import pytest
 import torch
 from torch import nn
 
-from captum_perturbmask.compare import ComparisonTable, compare, default_methods, plot_maps
+from captum_perturbmask.compare import ComparisonTable, compare, default_methods
 from captum_perturbmask.metrics import deletion_auc, insertion_auc
-
-HAS_ATTR = all(
-    importlib.util.find_spec(f"captum_perturbmask.attr.{m}") is not None
-    for m in ("perturb_mask", "rise")
-)
 
 
 def tiny_model() -> nn.Module:
@@ -129,17 +123,16 @@ def test_time_series_custom_methods() -> None:
     assert table["rand"]["stochastic"] and table["abs"]["runs"] == 2
 
 
-def test_plot_maps(setup, tmp_path) -> None:
-    model, x, _ = setup
-    maps = {
-        "a": torch.rand(2, 1, 16, 16),
-        "b": torch.rand(2, 3, 16, 16),
-        "zero": torch.zeros(2, 16, 16),
-    }
-    path = tmp_path / "maps.png"
-    fig = plot_maps(maps, x, indices=(0, 1), path=str(path))
-    assert path.stat().st_size > 0
-    assert len(fig.axes) >= 8  # 2 rows x (input + 3 maps), plus colour bars
+def test_plot_maps_moved_to_viz() -> None:
+    """``compare.plot_maps`` still works, with a FutureWarning; it is no longer exported."""
+    import captum_perturbmask.compare as compare_module
+    from captum_perturbmask import viz
+
+    with pytest.warns(FutureWarning, match="captum_perturbmask.viz.plot_maps"):
+        assert compare_module.plot_maps is viz.plot_maps
+    assert "plot_maps" not in compare_module.__all__
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        compare_module.nope  # noqa: B018
 
 
 @pytest.mark.parametrize(
@@ -164,17 +157,14 @@ def test_bad_arguments(setup, kwargs: dict, error: type, match: str) -> None:
 
 def test_default_methods_budget_geometry(setup) -> None:
     model, x, _ = setup
-    if not HAS_ATTR:
-        pytest.skip("captum_perturbmask.attr not available")
     methods = default_methods(model, x, budget=16)
     assert list(methods) == ["PerturbMask", "RISE", "GradCAM", "LIME", "Occlusion"]
     with pytest.raises(ValueError, match="inputs"):
-        default_methods(model, torch.rand(2, 3, 16))
+        default_methods(model, torch.rand(2, 48))  # neither images nor series
     with pytest.raises(ValueError, match="budget"):
         default_methods(model, x, budget=0)
 
 
-@pytest.mark.skipif(not HAS_ATTR, reason="captum_perturbmask.attr not available")
 def test_default_methods_run_with_tiny_budget(setup) -> None:
     model, x, boxes = setup
     table = compare(

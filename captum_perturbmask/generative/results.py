@@ -150,7 +150,7 @@ class LatentVariations:
     def to_figure(self, index: int | Sequence[int] | None = None, max_variants: int = 8) -> Any:
         """Draw inputs, masks, variants (and counterfactuals) as a grid.
 
-        Uses :class:`matplotlib.figure.Figure` directly (no ``pyplot`` state, any backend).
+        See :func:`captum_perturbmask.viz.plot_variations`, which this calls.
 
         Args:
             index: input(s) to draw; all inputs (at most 8) when ``None``.
@@ -159,73 +159,23 @@ class LatentVariations:
         Returns:
             a :class:`matplotlib.figure.Figure`.
         """
-        from matplotlib.figure import Figure
+        from captum_perturbmask.viz import plot_variations
 
-        n = self.variants.shape[0]
-        if index is None:
-            rows = list(range(min(n, 8)))
-        elif isinstance(index, int):
-            rows = [index]
-        else:
-            rows = [int(i) for i in index]
-        for i in rows:
-            if not -n <= i < n:
-                raise ValueError(f"index must be in [{-n}, {n}), got {i}")
-        if not isinstance(max_variants, int) or max_variants < 1:
-            raise ValueError(f"max_variants must be a positive int, got {max_variants!r}")
-        k = min(self.variants.shape[1], max_variants)
-        cf = self.counterfactuals
-        kc = 0 if cf is None else min(cf.variants.shape[1], max_variants)
-        cols = 2 + k + kc
-        fig = Figure(figsize=(1.6 * cols, 1.8 * len(rows)), layout="constrained")
-        axes = fig.subplots(len(rows), cols, squeeze=False)
-
-        def show(ax: Any, img: Tensor, title: str) -> None:
-            img = img.detach().float().cpu()
-            if img.shape[0] == 1:
-                ax.imshow(img[0].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
-            else:
-                ax.imshow(img[:3].permute(1, 2, 0).clamp(0, 1).numpy())
-            ax.set_title(title, fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
-
-        for r, i in enumerate(rows):
-            x = self.variants[i, 0].clone()
-            x = torch.where(self.mask[i].to(x.device), torch.zeros_like(x), x)
-            show(axes[r, 0], x, "input \u2212 B")
-            axes[r, 1].imshow(self.context_weights[i].detach().float().cpu().numpy(), cmap="magma")
-            axes[r, 1].contour(self.mask[i].float().cpu().numpy(), levels=[0.5], colors="c")
-            axes[r, 1].set_title("B and R", fontsize=7)
-            axes[r, 1].set_xticks([])
-            axes[r, 1].set_yticks([])
-            for j in range(k):
-                title = f"loss {float(self.losses[i, j]):.3g}"
-                if self.confidence is not None and self.accepted is not None:
-                    ok = "\u2713" if bool(self.accepted[i, j]) else "\u2717"
-                    title = f"{ok} p={float(self.confidence[i, j]):.2f}"
-                show(axes[r, 2 + j], self.variants[i, j], title)
-            for j in range(kc):
-                assert cf is not None
-                flip = "flip" if bool(cf.flipped[i, j]) else "kept"
-                title = f"{flip} \u2192{int(cf.predictions[i, j])}"
-                show(axes[r, 2 + k + j], cf.variants[i, j], title)
-        return fig
+        return plot_variations(self, index=index, max_variants=max_variants)
 
     def plot(self, path: str | None = None, **kwargs: Any) -> Any:
         """Draw the grid of :meth:`to_figure` and optionally save it to ``path``.
 
         Args:
             path: file to save to (any format matplotlib knows); not saved when ``None``.
-            **kwargs: forwarded to :meth:`to_figure`.
+            **kwargs: forwarded to :func:`captum_perturbmask.viz.plot_variations`.
 
         Returns:
             the :class:`matplotlib.figure.Figure`.
         """
-        fig = self.to_figure(**kwargs)
-        if path is not None:
-            fig.savefig(path, dpi=120)
-        return fig
+        from captum_perturbmask.viz import plot_variations
+
+        return plot_variations(self, path=path, **kwargs)
 
 
 @dataclass(frozen=True)

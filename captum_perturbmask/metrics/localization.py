@@ -217,7 +217,7 @@ def saliency_box(attributions: Tensor, threshold: float = 0.5, mode: str = "quan
         >>> saliency_box(attr, threshold=0.5, mode="value")
         tensor([[2., 1., 3., 2.]])
     """
-    from torchvision.ops import masks_to_boxes
+    from torchvision.ops import masks_to_boxes  # here: torchvision takes ~1 s to import
 
     mask = saliency_mask(attributions, threshold=threshold, mode=mode)
     boxes = masks_to_boxes(mask)

@@ -131,7 +131,7 @@ def test_figure(tmp_path: Any) -> None:
         images(), mask=box_mask(), counterfactual=CounterfactualConfig(n_steps=3), **FAST
     )
     fig = out.to_figure(max_variants=2)
-    assert len(fig.axes) == 2 * (2 + 2 + 2)
+    assert len(fig.axes) == 2 * (2 + 2 + 2) + 2  # and a colour bar of R per row
     path = tmp_path / "grid.png"
     out.plot(str(path), index=1)
     assert path.stat().st_size > 0

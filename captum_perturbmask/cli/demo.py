@@ -1,0 +1,319 @@
+"""``captum-perturbmask demo``: the offline comparison on the shipped digits-in-clutter data.
+
+A thin layer over the library: :func:`~captum_perturbmask.compare.compare` with
+:func:`~captum_perturbmask.compare.default_methods` for the table and (once per budget and
+seed) for the convergence curves, :class:`~captum_perturbmask.generative.
+LatentVariationGenerator` for the variations, :mod:`captum_perturbmask.viz` for the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from captum_perturbmask import viz
+from captum_perturbmask.cli import check_targets, prepare_out, say, write_files
+from captum_perturbmask.compare import AttributionFn, compare, default_methods
+
+#: Forward budgets of the convergence figure (the poster's second figure).
+CONVERGENCE_BUDGETS = (50, 100, 200, 400, 800)
+QUICK_CONVERGENCE_BUDGETS = (16, 50)
+#: Saliency quantile whose box is scored against the digit box (top 10%: a digit box covers
+#: about a tenth of the 64 x 64 canvas).
+BOX_THRESHOLD = 0.9
+#: Rows per forward call of every method and metric.
+BATCH_SIZE = 64
+#: The files the demo writes into ``--out``.
+OUTPUTS = (
+    "maps.png",
+    "metrics.md",
+    "metrics.csv",
+    "convergence.png",
+    "convergence.csv",
+    "variations.png",
+)
+#: Resolution of the maps figure (several panels: smaller dots keep the file small).
+MAPS_DPI = 80
+
+
+def _logged(methods: Mapping[str, AttributionFn], n_images: int) -> dict[str, AttributionFn]:
+    """Wrap ``compare`` methods to print one line per run (compare has no progress bar)."""
+
+    def wrap(name: str, fn: AttributionFn) -> AttributionFn:
+        def run(x: Tensor, target: Any, seed: int) -> Tensor:
+            start = time.perf_counter()
+            out = fn(x, target, seed)
+            seconds = time.perf_counter() - start
+            say(f"  {name:<11} seed {seed}: {n_images} maps in {seconds:.1f} s")
+            return out
+
+        return run
+
+    return {name: wrap(name, fn) for name, fn in methods.items()}
+
+
+def convergence(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    budgets: Sequence[int],
+    seeds: Sequence[int],
+) -> list[dict[str, Any]]:
+    """Insertion / deletion AUC of PerturbMask and RISE against the forward budget.
+
+    One :func:`~captum_perturbmask.compare.compare` call per budget and seed; each value is
+    the mean over images and seeds, ``*_sem`` the standard error over seeds of the per-seed
+    means (the run-to-run noise of the estimate at that budget).
+    """
+    rows: list[dict[str, Any]] = []
+
+    def mean_sem(values: list[float]) -> tuple[float, float]:
+        sem = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+        return statistics.fmean(values), sem
+
+    for budget in budgets:
+        every = default_methods(model, images, budget, BATCH_SIZE)
+        methods = {name: every[name] for name in ("PerturbMask", "RISE")}
+        tables = [
+            compare(
+                methods,
+                model=model,
+                inputs=images,
+                target=labels,
+                budget=budget,
+                seeds=(seed,),
+                batch_size=BATCH_SIZE,
+            )
+            for seed in seeds
+        ]
+        for name in methods:
+            runs = [table[name] for table in tables]
+            insertion, insertion_sem = mean_sem([r["insertion"] for r in runs])
+            deletion, deletion_sem = mean_sem([r["deletion"] for r in runs])
+            seconds = statistics.fmean(r["seconds_per_input"] for r in runs)
+            rows.append(
+                {
+                    "method": name,
+                    "budget": budget,
+                    "forwards_per_input": statistics.fmean(r["forwards_per_input"] for r in runs),
+                    "insertion": insertion,
+                    "insertion_sem": insertion_sem,
+                    "deletion": deletion,
+                    "deletion_sem": deletion_sem,
+                    "seconds_per_input": seconds,
+                    "runs": len(runs),
+                }
+            )
+            say(
+                f"  budget {budget:>4} {name:<11}: insertion {insertion:.3f}, "
+                f"deletion {deletion:.3f} ({seconds * len(images) * len(runs):.1f} s)"
+            )
+    return rows
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _convergence_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| method | budget | forwards/input | insertion ↑ | deletion ↓ | seconds/input |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["method"] != "PerturbMask", r["budget"])):
+        lines.append(
+            f"| {r['method']} | {r['budget']} | {r['forwards_per_input']:g} | "
+            f"{r['insertion']:.3f} ± {r['insertion_sem']:.3f} | "
+            f"{r['deletion']:.3f} ± {r['deletion_sem']:.3f} | {r['seconds_per_input']:.3g} |"
+        )
+    return "\n".join(lines)
+
+
+def fit_mask_to_patch(saliency: Tensor, threshold: float, patch: int) -> Tensor:
+    """Box mask ``B`` of the top saliency, cut to a ``patch``-sized window around its peak."""
+    from captum_perturbmask.metrics import box_to_mask, saliency_box
+
+    size = tuple(saliency.shape[-2:])
+    boxes = saliency_box(saliency, threshold=threshold).clone()
+    flat = saliency.sum(1) if saliency.ndim == 4 else saliency
+    peak = flat.flatten(1).argmax(1)
+    peak_rc = torch.stack([peak // size[1], peak % size[1]], 1).to(boxes.dtype)
+    for axis, (lo, hi) in enumerate(((1, 3), (0, 2))):  # rows use y1,y2; cols x1,x2
+        length = boxes[:, hi] - boxes[:, lo]
+        too_big = length > patch
+        start = (peak_rc[:, axis] - patch // 2).clamp(min=boxes[:, lo], max=boxes[:, hi] - patch)
+        boxes[:, lo] = torch.where(too_big, start, boxes[:, lo])
+        boxes[:, hi] = torch.where(too_big, start + patch, boxes[:, hi])
+    return box_to_mask(boxes, size)
+
+
+def _variations(
+    classifier: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    saliency: Tensor,
+    *,
+    n_restarts: int,
+    n_keep: int,
+    n_steps: int,
+    seed: int,
+) -> Any:
+    """Acceptable variations of the PerturbMask region ``B`` with the shipped DCGAN."""
+    from captum_perturbmask.data import load_default_gan
+    from captum_perturbmask.data.digits import PATCH_SIZE
+    from captum_perturbmask.generative import LatentVariationGenerator
+
+    generator, discriminator = load_default_gan()
+    mask = fit_mask_to_patch(saliency, threshold=0.98, patch=PATCH_SIZE)
+    lvg = LatentVariationGenerator(generator, discriminator, forward_func=classifier)
+    return lvg.generate(
+        images,
+        mask=mask,
+        target=labels,
+        n_restarts=n_restarts,
+        n_keep=n_keep,
+        n_steps=n_steps,
+        seed=seed,
+        show_progress=True,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; see :func:`captum_perturbmask.cli.build_parser` for the arguments."""
+    from captum_perturbmask.data import load_default_classifier, make_digits_clutter
+
+    quick = args.quick
+    n_images = args.n_images or (2 if quick else 8)
+    budget = args.budget or (50 if quick else 400)
+    n_seeds = args.seeds or (2 if quick else 3)
+    budgets = args.convergence_budgets or (
+        QUICK_CONVERGENCE_BUDGETS if quick else CONVERGENCE_BUDGETS
+    )
+    n_restarts, n_keep, n_steps = (8, 3, 25) if quick else (16, 6, 100)
+    n_varied = min(n_images, 2 if quick else 4)
+    seeds = tuple(args.seed + i for i in range(n_seeds))
+    out = prepare_out(args.out)
+    check_targets(out / name for name in OUTPUTS)
+    t0 = time.perf_counter()
+
+    def stage(i: int, text: str) -> None:
+        say(f"[{i}/4 {time.perf_counter() - t0:5.0f} s] {text}")
+
+    ds = make_digits_clutter("test", n=n_images, seed=args.seed)
+    classifier = load_default_classifier()
+    images, labels, boxes = ds.images, ds.labels, ds.boxes
+    with torch.no_grad():
+        accuracy = float((classifier(images).argmax(1) == labels).float().mean())
+
+    stage(
+        1,
+        f"comparing PerturbMask, RISE, Grad-CAM, LIME, Occlusion on {n_images} held-out "
+        f"digits-in-clutter images (budget {budget} forwards, seeds {list(seeds)})",
+    )
+    methods = _logged(default_methods(classifier, images, budget, BATCH_SIZE), n_images)
+    table = compare(
+        methods,
+        model=classifier,
+        inputs=images,
+        target=labels,
+        boxes=boxes,
+        budget=budget,
+        seeds=seeds,
+        batch_size=BATCH_SIZE,
+        box_threshold=BOX_THRESHOLD,
+    )
+    shown = range(min(n_images, 3))
+    maps_png = viz.png_bytes(
+        viz.plot_maps(table, images, shown, targets=labels, boxes=boxes), dpi=MAPS_DPI
+    )
+
+    stage(2, f"convergence of PerturbMask vs RISE at budgets {list(budgets)}")
+    conv = convergence(classifier, images, labels, budgets, seeds)
+    convergence_png = viz.png_bytes(
+        viz.plot_convergence(conv, xlabel="forward passes per image (+1 clean pass)")
+    )
+
+    stage(
+        3,
+        f"acceptable variations of the PerturbMask region B on {n_varied} images "
+        f"(shipped DCGAN, {n_restarts} restarts x {n_steps} steps)",
+    )
+    variations = _variations(
+        classifier,
+        images[:n_varied],
+        labels[:n_varied],
+        table.maps["PerturbMask"][:n_varied],
+        n_restarts=n_restarts,
+        n_keep=n_keep,
+        n_steps=n_steps,
+        seed=args.seed,
+    )
+    variations_png = viz.png_bytes(viz.plot_variations(variations, images[:n_varied]))
+    accepted = variations.accepted
+    flipped = (variations.predictions != variations.target[:, None]).sum()
+
+    stage(4, "writing the outputs")
+    variation_text = (
+        f"LatentVariationGenerator with the shipped DCGAN on {n_varied} images: B is the box of "
+        f"the top-2% PerturbMask saliency; {n_restarts} latent restarts x {n_steps} steps, best "
+        f"{n_keep} kept per image.\n\n"
+        f"**Accepted fraction: {variations.accepted_fraction:.2f}** ({int(accepted.sum())} of "
+        f"{accepted.numel()} variants keep the class with confidence >= 0.5; "
+        f"{int(flipped)} flip the decision)."
+    )
+    top = table.top_k
+    top_text = f"top-{100 * top:g}%" if isinstance(top, float) else f"top-{top}"
+    box_top = f"top-{100 * (1 - BOX_THRESHOLD):.0f}%"
+    threads = torch.get_num_threads()
+    paragraphs = [
+        "# captum-perturbmask demo",
+        f"{n_images} held-out test images of the shipped digits-in-clutter set (seed "
+        f"{args.seed}), shipped `DigitsCNN` classifier (accuracy on these images "
+        f"{accuracy:.2f}), target = true class. Every method gets about {budget} forward passes "
+        f"per image; stochastic methods run with seeds {list(seeds)} (metrics are means over "
+        "images and runs).",
+        table.to_markdown(),
+        "Insertion / deletion: AUC of the softmax score while the most salient pixels are "
+        f"inserted into a blurred image / deleted to zero. IoU: box of the {box_top} saliency vs "
+        "the annotated digit box. Pointing: the saliency peak falls in the box. Spearman, "
+        f"{top_text} IoU: agreement between runs with different seeds (consistency). Forwards "
+        "and seconds are per image. In maps.png each map's colour scale runs from its median "
+        "to its maximum (the metrics use only the ranking of pixels); the boxes are the "
+        "annotated digit boxes.",
+        "## Convergence (PerturbMask vs RISE)",
+        f"Mean over the {n_images} images and seeds {list(seeds)}; ± is the standard error "
+        "over seeds (run-to-run noise).",
+        _convergence_markdown(conv),
+        "## Acceptable variations",
+        variation_text,
+        f"Runtime: {time.perf_counter() - t0:.0f} s on {threads} CPU thread"
+        f"{'s' if threads > 1 else ''}.",
+    ]
+    write_files(
+        {
+            out / "maps.png": maps_png,
+            out / "metrics.csv": table.to_csv,
+            out / "metrics.md": "\n\n".join(paragraphs) + "\n",
+            out / "convergence.png": convergence_png,
+            out / "convergence.csv": _csv_text(conv),
+            out / "variations.png": variations_png,
+        }
+    )
+    say(f"done in {time.perf_counter() - t0:.0f} s; wrote {', '.join(OUTPUTS)} to {out}")
+    print(table.to_markdown())
+    print(f"accepted fraction of variations: {variations.accepted_fraction:.2f}")
+    return 0

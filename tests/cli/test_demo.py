@@ -1,0 +1,74 @@
+"""``captum-perturbmask demo``: every output file, from a tiny offline run."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from captum_perturbmask.cli import main
+from captum_perturbmask.cli.demo import fit_mask_to_patch
+
+from ._util import is_png, one_error_line
+
+TINY = ["--quick", "--n-images", "2", "--budget", "8", "--seeds", "2"]
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", *TINY, "--convergence-budgets", "4,8", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "[1/4" in captured.err and "[4/4" in captured.err  # one line per stage
+    for name in ("maps.png", "convergence.png", "variations.png"):
+        assert is_png(out / name), name
+    for name in ("metrics.md", "metrics.csv", "convergence.csv"):
+        assert (out / name).stat().st_size > 0, name
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [
+            "maps.png",
+            "convergence.png",
+            "variations.png",
+            "metrics.md",
+            "metrics.csv",
+            "convergence.csv",
+        ]
+    )  # and no temporary file left
+    with open(out / "metrics.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["method"] for r in rows] == ["PerturbMask", "RISE", "GradCAM", "LIME", "Occlusion"]
+    for row in rows:
+        for key in ("insertion", "deletion", "iou", "pointing", "seconds_per_input"):
+            assert 0 <= float(row[key]) < 1e3, (row["method"], key)
+    assert float(rows[0]["forwards_per_input"]) == 8 + 1  # the budget, and one clean pass
+    assert rows[0]["spearman"] and not rows[2]["spearman"]  # stochastic vs deterministic
+    with open(out / "convergence.csv", encoding="utf-8") as fh:
+        conv = list(csv.DictReader(fh))
+    assert {(r["method"], r["budget"]) for r in conv} == {
+        (m, b) for m in ("PerturbMask", "RISE") for b in ("4", "8")
+    }
+    for r in conv:  # compare counted the forwards: the budget plus one clean pass
+        assert float(r["forwards_per_input"]) == int(r["budget"]) + 1
+        assert r["runs"] == "2" and float(r["insertion_sem"]) >= 0
+    md = (out / "metrics.md").read_text(encoding="utf-8")
+    assert "insertion ↑" in md and "IoU ↑" in md and "Accepted fraction" in md
+    assert "## Convergence" in md
+
+
+def test_demo_bad_out_is_one_line(files: dict[str, Path], capsys) -> None:
+    rc = main(["demo", *TINY, "--out", str(files["a_file"])])
+    one_error_line(rc, capsys, "not a directory")
+    rc = main(["demo", *TINY, "--out", str(files["a_file"] / "below")])
+    one_error_line(rc, capsys, "cannot write to --out")
+
+
+def test_mask_fits_the_gan_patch() -> None:
+    saliency = torch.zeros(1, 1, 64, 64)
+    saliency[0, 0, 2:6, 2:6] = 1.0  # two far-apart hot spots: their box is 60 px wide
+    saliency[0, 0, 58:62, 58:62] = 2.0
+    mask = fit_mask_to_patch(saliency, threshold=0.99, patch=32)
+    rows, cols = mask[0].any(1).nonzero(), mask[0].any(0).nonzero()
+    assert int(rows.max() - rows.min() + 1) <= 32 and int(cols.max() - cols.min() + 1) <= 32
+    assert bool(mask[0, 60, 60])  # kept around the peak

@@ -1,0 +1,308 @@
+"""``captum-perturbmask explain``: map in the image's own pixels, hardened inputs and outputs,
+one-line errors (all offline)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from captum_perturbmask.cli import explain as explain_module
+from captum_perturbmask.cli import main
+
+from ._util import is_png, one_error_line, png_header
+
+FAST = ["--model", "resnet18", "--size", "32", "--budget", "4"]
+
+
+@pytest.mark.parametrize(
+    ("image", "extra"),
+    [("image", ["--method", "perturbmask"]), ("jpeg", ["--method", "rise", "--target", "3"])],
+)
+def test_explain_writes_map_and_overlay(
+    files: dict[str, Path], tmp_path: Path, capsys, image: str, extra: list[str]
+) -> None:
+    out = tmp_path / "explained"
+    argv = ["explain", str(files[image]), "--model", "resnet18", "--weights", str(files["weights"])]
+    argv += ["--size", "32", "--budget", "16", "--out", str(out), *extra]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "target: " in stdout and "confidence: " in stdout
+    assert "17 forward passes" in stdout  # the budget and one clean pass, counted
+    if "--target" in extra:
+        assert "target: 3" in stdout
+    assert is_png(out / "saliency.png")
+    saliency = torch.load(out / "saliency.pt", weights_only=True)
+    assert isinstance(saliency, torch.Tensor) and saliency.shape == (32, 32)
+    assert bool(torch.isfinite(saliency).all())
+    assert sorted(p.name for p in out.iterdir()) == ["saliency.png", "saliency.pt"]
+
+
+class _RightStrip(nn.Module):
+    """Class 0 is the brightness of the rightmost eighth of the image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        strip = x[..., -max(1, x.shape[-1] // 8) :].mean((1, 2, 3))
+        return torch.stack([4 * strip, torch.zeros_like(strip)], dim=1)
+
+
+def test_no_crop_map_in_image_coordinates(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 40x96 image is resized to 16x38, not cropped; its evidence (the right edge, which a
+    centre crop would cut off) is where the saved 40x96 map is highest."""
+    import torchvision.models
+    from PIL import Image
+
+    pixels = torch.full((40, 96, 3), 40, dtype=torch.uint8)
+    pixels[:, -12:] = 255  # bright right edge: the evidence of class 0
+    path = tmp_path / "wide.png"
+    Image.fromarray(pixels.numpy()).save(path)
+    monkeypatch.setattr(torchvision.models, "get_model", lambda name, **kw: _RightStrip())
+    out = tmp_path / "out"
+    argv = ["explain", str(path), "--model", "resnet18", "--size", "16", "--budget", "64"]
+    assert main([*argv, "--target", "0", "--method", "rise", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "resized 40x96 -> 16x38" in stdout and "nothing cropped" in stdout
+    assert "mean (0.485, 0.456, 0.406)" in stdout and "40x96" in stdout
+    saliency = torch.load(out / "saliency.pt", weights_only=True)
+    assert saliency.shape == (40, 96)
+    column = saliency.mean(0)
+    assert column[-8:].mean() > column[:80].max()  # highest on the right edge
+
+
+def test_pad_fits_a_square_model(tmp_path: Path, capsys, monkeypatch) -> None:
+    """``--pad``: the model sees a square; the map is cut back to the image and its size."""
+    import torchvision.models
+
+    seen = []
+
+    class Square(_RightStrip):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(tuple(x.shape[-2:]))
+            return super().forward(x)
+
+    from PIL import Image
+
+    path = tmp_path / "wide.png"
+    Image.fromarray(torch.zeros(20, 50, 3, dtype=torch.uint8).numpy()).save(path)
+    monkeypatch.setattr(torchvision.models, "get_model", lambda name, **kw: Square())
+    argv = ["explain", str(path), "--model", "resnet18", "--size", "24", "--pad", "--budget", "4"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    assert set(seen) == {(24, 24)}
+    assert "padded to 24x24" in capsys.readouterr().out
+    assert torch.load(tmp_path / "out" / "saliency.pt", weights_only=True).shape == (20, 50)
+
+
+def test_explain_without_weights_warns(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    argv = ["explain", str(files["image"]), "--model", "resnet18", "--size", "32"]
+    assert main([*argv, "--budget", "4", "--method", "rise", "--out", str(tmp_path)]) == 0
+    assert "warning: no --weights given" in capsys.readouterr().err
+
+
+def test_data_parallel_prefix_is_removed(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    argv = ["explain", str(files["image"]), *FAST, "--weights", str(files["parallel_pt"])]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+
+
+def test_explain_default_weights_offline(
+    files: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--weights DEFAULT`` without internet fails in one line; with weights, names the class."""
+    import urllib.error
+
+    import torchvision.models
+
+    real = torchvision.models.get_model
+
+    def no_network(name: str, **kwargs):
+        if kwargs.get("weights") == "DEFAULT":
+            raise urllib.error.URLError("Temporary failure in name resolution")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(torchvision.models, "get_model", no_network)
+    argv = ["explain", str(files["image"]), "--model", "resnet18", "--weights", "DEFAULT"]
+    argv += ["--size", "32", "--budget", "4", "--out", str(tmp_path)]
+    one_error_line(main(argv), capsys, "cannot fetch the default weights")
+    one_error_line(main([*argv, "--num-classes", "10"]), capsys, "cannot be combined")
+
+    def cached(name: str, **kwargs):  # stands in for weights already in the torch hub cache
+        return real(name, weights=None)
+
+    monkeypatch.setattr(torchvision.models, "get_model", cached)
+    assert main([*argv, "--target", "207"]) == 0
+    assert "target: 207 (golden retriever)" in capsys.readouterr().out
+    assert is_png(tmp_path / "saliency.png")
+
+
+# --------------------------------------------------------------------------------- errors
+ERRORS = {
+    "missing image": (["explain", "{root}/nope.png"], "does not exist"),
+    "corrupt image": (["explain", "{garbage_png}"], "cannot read image"),
+    "truncated image": (["explain", "{truncated_png}"], "cannot read image"),
+    "folder as image": (["explain", "{root}"], "not a file"),
+    "unknown model": (["explain", "{image}", "--model", "resnet19"], "did you mean resnet18"),
+    "missing weights": (["explain", "{image}", "--weights", "{root}/nope.pt"], "does not exist"),
+    "corrupt weights": (["explain", "{image}", "--weights", "{garbage_pt}"], "cannot read weights"),
+    "text weights": (["explain", "{image}", "--weights", "{text_pt}"], "it holds text"),
+    "hello weights": (["explain", "{image}", "--weights", "{hello_pt}"], "it holds text"),
+    "json weights": (["explain", "{image}", "--weights", "{json_pt}"], "it holds JSON"),
+    "empty weights": (["explain", "{image}", "--weights", "{empty_pt}"], "it is empty"),
+    "not a state dict": (["explain", "{image}", "--weights", "{list_pt}"], "not a state dict"),
+    "pickled module": (["explain", "{image}", "--weights", "{module_pt}"], "state_dict()"),
+    "missing keys": (["explain", "{image}", "--weights", "{missing_pt}"], "2 missing keys"),
+    "head of 10": (["explain", "{image}", "--weights", "{head10_pt}"], "--num-classes 10"),
+    "target too big": (["explain", "{image}", "--weights", "{weights}", "--target", "1000"], "out"),
+    "negative target": (["explain", "{image}", "--weights", "{weights}", "--target", "-1"], "out"),
+    "out is a file": (["explain", "{image}", "--out", "{a_file}"], "not a directory"),
+    "too small for inception": (
+        ["explain", "{image}", "--model", "inception_v3"],
+        "pass --size 75 or more",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_explain_errors_are_one_line(files: dict[str, Path], tmp_path: Path, capsys, case) -> None:
+    template, words = ERRORS[case]
+    names = {k: str(v) for k, v in files.items()}
+    argv = [arg.format(**names) for arg in template]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    if "--model" not in argv:
+        argv += ["--model", "resnet18"]
+    argv += ["--size", "32", "--budget", "4"]
+    line = one_error_line(main(argv), capsys, words)
+    assert not (tmp_path / "out" / "saliency.pt").exists()
+    assert "Error:" not in line and "IndexError" not in line
+
+
+@pytest.mark.parametrize("weights", ["missing_pt", "stem_pt"])
+def test_num_classes_hint_only_for_the_class_count(
+    files: dict[str, Path], tmp_path: Path, capsys, weights: str
+) -> None:
+    """Missing keys or a stem of another shape are not a class-count problem: no hint."""
+    argv = ["explain", str(files["image"]), *FAST, "--weights", str(files[weights])]
+    line = one_error_line(main([*argv, "--out", str(tmp_path)]), capsys, "does not fit")
+    assert "--num-classes" not in line
+
+
+def test_num_classes_fixes_the_head(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    argv = ["explain", str(files["image"]), *FAST, "--weights", str(files["head10_pt"])]
+    assert main([*argv, "--num-classes", "10", "--out", str(tmp_path)]) == 0
+    assert int(capsys.readouterr().out.split("target: ")[1].split()[0]) < 10
+
+
+class _Payload:
+    """Unpickling this runs code: it would create the file ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').close()",))
+
+
+@pytest.mark.parametrize("fmt", ["torch.save", "pickle"])
+def test_malicious_pickle_is_refused_unexecuted(
+    files: dict[str, Path], tmp_path: Path, capsys, fmt: str
+) -> None:
+    marker = tmp_path / "pwned"
+    weights = tmp_path / "evil.pt"
+    payload = {"fc.weight": _Payload(marker)}
+    if fmt == "torch.save":
+        torch.save(payload, weights)
+    else:
+        weights.write_bytes(pickle.dumps(payload, protocol=2))
+    argv = ["explain", str(files["image"]), *FAST, "--weights", str(weights)]
+    one_error_line(main([*argv, "--out", str(tmp_path / "out")]), capsys, str(weights))
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------ images
+def test_image_over_the_pixel_cap_is_refused_before_decoding(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An 8000x8000 header (64 megapixels, below PIL's own bomb limit) is refused by size."""
+    path = tmp_path / "big.png"
+    path.write_bytes(png_header(8000, 8000))
+    argv = ["explain", str(path), *FAST, "--out", str(tmp_path / "out")]
+    one_error_line(main(argv), capsys, "8000x8000", "megapixels", "downscale")
+
+
+@pytest.mark.parametrize("side", [13000, 20000])
+def test_decompression_bomb_is_refused(tmp_path: Path, capsys, side: int) -> None:
+    """13000x13000 (PIL warns: 4.5 GB if decoded) and 20000x20000 (PIL refuses): one line."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header(side, side))
+    argv = ["explain", str(path), *FAST, "--out", str(tmp_path / "out")]
+    one_error_line(main(argv), capsys, "refusing image", "megapixels")
+
+
+def test_pixel_cap_is_a_module_constant(files, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(explain_module, "MAX_PIXELS", 32 * 32 - 1)
+    argv = ["explain", str(files["image"]), *FAST, "--out", str(tmp_path / "out")]
+    one_error_line(main(argv), capsys, "32x32")
+
+
+# ------------------------------------------------------------------------------ outputs
+def test_directory_named_like_an_output(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    """``saliency.pt`` is a directory: one line, and no saliency.png left behind."""
+    (tmp_path / "saliency.pt").mkdir()
+    argv = ["explain", str(files["image"]), *FAST, "--out", str(tmp_path)]
+    one_error_line(main(argv), capsys, "saliency.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saliency.pt"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_out(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        argv = ["explain", str(files["image"]), *FAST, "--out", str(folder)]
+        one_error_line(main(argv), capsys, "cannot write")
+        assert not any(folder.iterdir())
+    finally:
+        folder.chmod(0o700)
+
+
+def test_torch_save_failure_writes_nothing(
+    files: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing write of saliency.pt (disk full) leaves no saliency.png and no temporary file."""
+    import builtins
+
+    import captum_perturbmask.cli as cli
+
+    real = builtins.open
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if "x" in mode and ".saliency.pt." in str(path):
+            raise OSError(28, "No space left on device")
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "open", full_disk, raising=False)
+    argv = ["explain", str(files["image"]), *FAST, "--out", str(tmp_path)]
+    one_error_line(main(argv), capsys, "saliency.pt", "No space left")
+    assert not any(tmp_path.iterdir())
+
+
+def test_memory_error_does_not_ask_for_a_larger_size(
+    files: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint about --size points the right way: smaller when memory runs out."""
+    import torchvision.models
+
+    class Hungry(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB")
+
+    monkeypatch.setattr(torchvision.models, "get_model", lambda name, **kw: Hungry())
+    argv = ["explain", str(files["image"]), *FAST, "--out", str(tmp_path)]
+    line = one_error_line(main(argv), capsys, "smaller --size")
+    assert "larger" not in line
