@@ -1,6 +1,6 @@
 """Command line interface: ``captum-perturbmask`` (also ``python -m captum_perturbmask``).
 
-Two commands, each a thin layer over the library:
+Three commands, each a thin layer over the library:
 
 ``demo`` (:mod:`captum_perturbmask.cli.demo`)
     Explains held-out images of the shipped digits-in-clutter set with the shipped classifier
@@ -11,6 +11,11 @@ Two commands, each a thin layer over the library:
 ``explain`` (:mod:`captum_perturbmask.cli.explain`)
     Explains one PNG/JPEG image with a torchvision classifier and writes ``saliency.png`` and
     ``saliency.pt`` (the map in the image's own pixel coordinates).
+
+``evaluate`` (:mod:`captum_perturbmask.cli.evaluate`)
+    Scores saliency methods over a whole dataset (the shipped digits, a folder of images or an
+    ``.npz`` file) with :func:`~captum_perturbmask.evaluate.evaluate`; resumable, and sharded
+    over processes when launched with ``torchrun``.
 
 Errors a user can cause (bad arguments, missing or corrupt files, unfitting weights, an
 unwritable ``--out``) end in one line ``captum-perturbmask: error: ...`` on stderr and exit
@@ -229,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Perturbation-mask saliency (Thakur & Fischmeister) with Captum: a "
-        "reproducible offline demo and a one-image explainer.",
+        "reproducible offline demo, a one-image explainer and a dataset-scale evaluation.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(
@@ -357,6 +362,125 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=out_dir, required=True, metavar="DIR", help="output folder (created)"
     )
     explain.set_defaults(command="explain")
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score saliency methods over a dataset (one process, or many with torchrun)",
+        description="Explain every example of a dataset with every method, score the maps "
+        "(insertion, deletion, IoU and pointing when boxes are known, forward passes, seconds, "
+        "consistency over seeds) and write records-rank*.jsonl, summary.md, summary.csv and "
+        "curves.png into --out. Resumable (--resume); under `torchrun --nproc_per_node N -m "
+        "captum_perturbmask evaluate ...` every rank takes a shard and rank 0 writes the summary.",
+    )
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="'digits' (the shipped held-out digits-in-clutter images, with boxes), a folder of "
+        "class subfolders of images (torchvision ImageFolder), or an .npz file with 'inputs' "
+        "(N, C, H, W) or (N, C, T), optional 'targets' (N,) and 'boxes' (N, 4) or spans (N, 2)",
+    )
+    evaluate.add_argument(
+        "--model",
+        default=None,
+        help="'digits' (the shipped classifier, the default for --data digits) or a "
+        "torchvision classification model name",
+    )
+    evaluate.add_argument(
+        "--weights",
+        type=file_path,
+        default=None,
+        metavar="FILE",
+        help="state-dict file of a torchvision --model (random init if left out)",
+    )
+    evaluate.add_argument(
+        "--num-classes",
+        type=int_range(2, MAX_CLASSES),
+        default=None,
+        metavar="K",
+        help="classes of a torchvision model's head (default 1000)",
+    )
+    evaluate.add_argument(
+        "--methods",
+        nargs="+",
+        type=str.lower,
+        choices=(
+            "perturbmask",
+            "rise",
+            "gradcam",
+            "lime",
+            "occlusion",
+            "featureablation",
+            "integratedgradients",
+        ),  # fmt: skip
+        default=None,
+        metavar="METHOD",
+        help="methods to run (default: all default methods for the data: perturbmask rise "
+        "gradcam lime occlusion for images; perturbmask rise occlusion featureablation lime "
+        "integratedgradients for series)",
+    )
+    evaluate.add_argument(
+        "--budget", type=budget_type, default=400, help="forward passes per example (default 400)"
+    )
+    evaluate.add_argument(
+        "--n-examples", type=int_range(1, 10**9), default=None, metavar="N",
+        help="evaluate the first N examples (default all)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--seeds",
+        type=int_range(1, MAX_SEEDS),
+        default=1,
+        metavar="K",
+        help="runs per stochastic method (2 or more give consistency; default 1)",
+    )
+    evaluate.add_argument("--seed", type=seed_type, default=0, help="first seed (default 0)")
+    evaluate.add_argument(
+        "--batch-size",
+        type=int_range(1, MAX_BATCH),
+        default=16,
+        help="examples explained together (default 16)",
+    )
+    evaluate.add_argument(
+        "--size",
+        type=int_range(MIN_SIZE, MAX_SIZE),
+        default=224,
+        help="image side for a folder of images: resized, then centre-cropped (default 224)",
+    )
+    evaluate.add_argument(
+        "--box-threshold",
+        type=float,
+        default=0.5,
+        metavar="Q",
+        help="saliency quantile whose box (span) is scored against the data's boxes: 0.9 keeps "
+        "the top 10%% (default 0.5)",
+    )
+    evaluate.add_argument(
+        "--predicted",
+        action="store_true",
+        help="explain the model's predicted class instead of the dataset's label",
+    )
+    evaluate.add_argument(
+        "--resume", action="store_true", help="continue the records already in --out"
+    )
+    evaluate.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="record a failing example or method and go on (default: stop)",
+    )
+    evaluate.add_argument(
+        "--device", default=None, help="torch device (default: the model's; cuda:LOCAL_RANK "
+        "under torchrun with CUDA)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--threads",
+        type=int_range(1, MAX_THREADS),
+        default=None,
+        help="torch CPU threads per process (default: torch's)",
+    )
+    evaluate.add_argument(
+        "--out", type=out_dir, required=True, metavar="DIR", help="output folder (created)"
+    )
+    evaluate.set_defaults(command="evaluate")
     return parser
 
 
