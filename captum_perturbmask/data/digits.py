@@ -19,8 +19,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.colors import hsv_to_rgb
-from torchvision.ops import masks_to_boxes
 
 __all__ = [
     "CANVAS_SIZE",
@@ -65,6 +63,8 @@ def _digit_tiles() -> tuple[np.ndarray, np.ndarray]:
         mode="bilinear",
         align_corners=False,
     )[:, 0].numpy()
+    from torchvision.ops import masks_to_boxes  # imported on first use: keeps import light
+
     alpha = np.clip(up * 1.25, 0.0, 1.0)
     alpha[up < _INK_THRESHOLD] = 0.0
     # Tight ink boxes; masks_to_boxes gives inclusive x2, y2, the convention here is exclusive.
@@ -210,6 +210,8 @@ def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
 def _random_colours(
     rng: np.random.Generator, shape: tuple[int, ...], s: tuple[float, float], v: tuple[float, float]
 ) -> np.ndarray:
+    from matplotlib.colors import hsv_to_rgb  # imported on first use: keeps import light
+
     h = rng.random(shape)
     sat = rng.uniform(*s, size=shape)
     val = rng.uniform(*v, size=shape)
