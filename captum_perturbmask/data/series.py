@@ -225,7 +225,8 @@ def make_planted_series(split: str = "test", n: int | None = None, seed: int = 0
     *added* at a seeded random place:
 
     * class 0: a **square pulse** (flat top, sharp edges), class 1: a **sine burst** (three
-      periods). GunPoint is a smooth, slow hand trajectory, so neither shape occurs in it;
+      periods). A GunPoint series is a slow hand trajectory (rest, one rise, a plateau, one
+      fall, rest), so neither shape occurs in it;
     * length uniform in 16 .. 24 steps, amplitude uniform in :math:`[1, 1.5]` (the series have
       standard deviation 1), start uniform over every place where the motif fits, ends
       included (``0`` .. ``150 - length``).
