@@ -63,16 +63,13 @@ def _digit_tiles() -> tuple[np.ndarray, np.ndarray]:
         mode="bilinear",
         align_corners=False,
     )[:, 0].numpy()
+    from torchvision.ops import masks_to_boxes  # imported on first use: keeps import light
+
     alpha = np.clip(up * 1.25, 0.0, 1.0)
     alpha[up < _INK_THRESHOLD] = 0.0
-    ink = alpha > 0
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
-    ar = np.arange(DIGIT_SIZE)
-    r1 = np.where(rows, ar, DIGIT_SIZE).min(axis=1)
-    r2 = np.where(rows, ar, -1).max(axis=1) + 1
-    c1 = np.where(cols, ar, DIGIT_SIZE).min(axis=1)
-    c2 = np.where(cols, ar, -1).max(axis=1) + 1
-    return alpha.astype(np.float32), np.stack([c1, r1, c2, r2], axis=1).astype(np.float32)
+    # Tight ink boxes; masks_to_boxes gives inclusive x2, y2, the convention here is exclusive.
+    boxes = masks_to_boxes(torch.from_numpy(alpha > 0)) + torch.tensor([0.0, 0.0, 1.0, 1.0])
+    return alpha.astype(np.float32), boxes.numpy().astype(np.float32)
 
 
 def digit_split_indices(split: str) -> np.ndarray:
@@ -210,32 +207,15 @@ def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m.astype(np.float32)
 
 
-def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Vectorised HSV to RGB; inputs of equal shape in :math:`[0, 1]`, output ``(..., 3)``."""
-    i = np.floor(h * 6.0).astype(np.int64) % 6
-    f = h * 6.0 - np.floor(h * 6.0)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    table = np.stack(
-        [
-            np.stack([v, t, p], -1),
-            np.stack([q, v, p], -1),
-            np.stack([p, v, t], -1),
-            np.stack([p, q, v], -1),
-            np.stack([t, p, v], -1),
-            np.stack([v, p, q], -1),
-        ],
-        axis=0,
-    )
-    return np.take_along_axis(table, i[None, ..., None].repeat(3, -1), axis=0)[0]
-
-
 def _random_colours(
     rng: np.random.Generator, shape: tuple[int, ...], s: tuple[float, float], v: tuple[float, float]
 ) -> np.ndarray:
+    from matplotlib.colors import hsv_to_rgb  # imported on first use: keeps import light
+
     h = rng.random(shape)
     sat = rng.uniform(*s, size=shape)
     val = rng.uniform(*v, size=shape)
-    return _hsv_to_rgb(h, sat, val).astype(np.float32)
+    return hsv_to_rgb(np.stack([h, sat, val], axis=-1)).astype(np.float32)
 
 
 def make_digits_clutter(split: str = "test", n: int | None = None, seed: int = 0) -> DigitsClutter:

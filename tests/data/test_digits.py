@@ -136,3 +136,12 @@ def test_bad_args() -> None:
 def test_large_request_cycles_through_digits() -> None:
     data = make_digits_clutter("train", n=600, seed=3)
     assert len(data) == 600 and data.images.shape == (600, 3, 64, 64)
+
+
+def test_images_match_reference_values() -> None:
+    """Regression guard: the generator's output is pinned (colours, boxes, clutter)."""
+    ds = make_digits_clutter("test", n=4, seed=0)
+    x = ds.images.double()
+    assert float(x.sum()) == pytest.approx(13915.035256572068, rel=1e-9)
+    assert float(x.square().sum()) == pytest.approx(4720.022952813084, rel=1e-9)
+    assert ds.labels.tolist() == make_digits_clutter("test", n=4, seed=1).labels.tolist()
