@@ -8,8 +8,8 @@ where it stopped. Under ``torchrun`` every rank takes a disjoint shard of whole 
 writes its own file; rank 0 merges them into the summary (mean ± 95% interval per method and
 metric, paired differences against a reference method) and its figures.
 
-The scoring of one batch, :func:`score_batch`, is the same code :func:`~captum_perturbmask.
-compare.compare` runs on one batch.
+The scoring of one batch, :func:`score_batch`, is the same code
+:func:`~captum_perturbmask.compare.compare` runs on one batch.
 
 Example:
     >>> import torch
