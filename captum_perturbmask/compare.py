@@ -157,6 +157,9 @@ def default_methods(
     """The methods :func:`compare` and :func:`~captum_perturbmask.evaluate.evaluate` run when
     ``methods=None``, at a common forward budget.
 
+    ``methods = default_methods(model, x, budget=400)``; ``methods["RISE"](x, y, 0)`` is a map
+    (every method is called as ``fn(inputs, target, seed)``).
+
     Images :math:`(B, C, H, W)`:
 
     * ``PerturbMask``: ``budget`` forwards (``PerturbMask.attribute(budget=...)``);
@@ -324,6 +327,9 @@ def compare(
 ) -> ComparisonTable:
     """Run saliency methods on one batch and tabulate quality, stability and cost.
 
+    ``table = compare(model=model, inputs=x, target=y, boxes=boxes, budget=400)`` runs the
+    default methods; ``print(table.to_markdown())`` shows the table.
+
     The scoring is :func:`~captum_perturbmask.evaluate.score_batch`, the code
     :func:`~captum_perturbmask.evaluate.evaluate` runs on every batch of a dataset. Each method
     runs once per seed (inside a fork of the global RNG seeded with the run's seed, derived
@@ -461,6 +467,8 @@ def plot_maps(
     path: str | None = None,
 ) -> Any:
     """Draw the maps of several methods side by side (rows: inputs, columns: methods).
+
+    ``plot_maps(table, x, indices=(0, 1), path="maps.png")`` draws the first two inputs.
 
     Uses :func:`captum.attr.visualization.visualize_image_attr` on a
     :class:`matplotlib.figure.Figure` (no pyplot, no display needed). The first column is the

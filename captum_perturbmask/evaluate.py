@@ -169,6 +169,9 @@ def score_batch(
 ) -> tuple[list[dict[str, Any]], dict[str, list[Tensor]]]:
     """Explain one batch with every method and seed and score every map.
 
+    ``records, _ = score_batch(model, {"RISE": fn}, x, y, indices=range(len(x)), seeds=[0])``
+    gives one record (a dict) per input, method and seed.
+
     Each method runs once per seed inside a fork of the global RNG seeded with
     :func:`derive_seed` of the batch's first dataset index (methods that draw from the global
     RNG, such as Captum's ``Lime``, become reproducible and the caller's RNG is untouched). A
@@ -510,6 +513,8 @@ def summarize(
 ) -> EvaluationResult:
     """Summary of evaluation records: means with 95% intervals and paired differences.
 
+    ``summarize(read_records("eval")).to_markdown()`` rebuilds the summary of a run.
+
     Every metric is first averaged over the seeds of an example, then over examples (so each
     example weighs the same); the interval is 1.96 standard errors over examples. A paired
     difference uses the examples both methods have, method minus ``reference``.
@@ -781,6 +786,10 @@ def evaluate(
     pointing_tolerance: float = 0,
 ) -> EvaluationResult:
     r"""Explain and score a whole dataset with several saliency methods; resumable, sharded.
+
+    ``result = evaluate(model, dataset, out="eval")`` runs the default methods on every item;
+    ``print(result.to_markdown())`` shows means with 95% intervals. The same call under
+    ``torchrun --nproc_per_node N script.py`` shards the dataset over N processes.
 
     Every example is explained by every method for every seed and each map is scored:
     insertion / deletion AUC (plus the curves on :data:`CURVE_GRID`), IoU of the saliency box

@@ -32,7 +32,9 @@ PUBLIC_MODULES = (
     "captum_perturbmask.compare",
     "captum_perturbmask.evaluate",
 )
-_DIRECTIVE = re.compile(r"^\s*\.\. (?:auto)?(?:class|function|data|method|exception)::\s+(\S+)", re.M)
+_DIRECTIVE = re.compile(
+    r"^\s*\.\. (?:auto)?(?:class|function|data|method|exception)::\s+(\S+)", re.M
+)
 
 
 def test_every_example_is_known() -> None:

@@ -17,10 +17,10 @@ out = Path(
     sys.argv[1] if len(sys.argv) > 1 else os.environ.get("EXAMPLES_OUT") or tempfile.mkdtemp()
 )
 out.mkdir(parents=True, exist_ok=True)
-BUDGET = 100  # forward passes per image for every method that has a budget
+BUDGET = 64  # forward passes per image for every method that has a budget
 
 model = load_default_classifier()
-data = make_digits_clutter("test", n=4)
+data = make_digits_clutter("test", n=3)
 
 # methods=None runs the default set: PerturbMask, RISE, Grad-CAM, LIME and Occlusion, all at
 # about BUDGET forward passes per image; each stochastic method runs once per seed.

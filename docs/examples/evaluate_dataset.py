@@ -24,7 +24,7 @@ is_rank0 = int(os.environ.get("RANK", "0")) == 0  # torchrun sets RANK; one proc
 model = load_default_classifier()
 # Any map-style dataset whose items are (input, target) or (input, target, box) works, e.g. a
 # torchvision ImageFolder; the shipped digits give (image (3, 64, 64), class, digit box).
-dataset = make_digits_clutter("test", n=8)
+dataset = make_digits_clutter("test", n=6)
 
 # A method is fn(inputs, target, seed) -> map, or a Captum Attribution object.
 methods = {
@@ -41,7 +41,7 @@ result = evaluate(
     dataset,
     methods,
     seeds=(0, 1),  # two runs per stochastic method give run-to-run consistency records
-    batch_size=4,  # examples explained together; also the unit of sharding and of resuming
+    batch_size=3,  # examples explained together; also the unit of sharding and of resuming
     out=out / "evaluation",  # records-rank*.jsonl, config.json, summary.md/.csv, curves.png
     resume=True,  # a second run skips every (example, method, seed) already recorded
     on_error="skip",  # a failing item is recorded with its message; the run goes on
