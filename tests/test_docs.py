@@ -11,6 +11,7 @@ import re
 import runpy
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -54,23 +55,37 @@ def test_every_example_is_shown_in_the_docs() -> None:
         assert f"examples/{example.name}" in pages, f"{example.name} is on no page"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_example_runs(example: Path, tmp_path: Path) -> None:
+def _run(example: Path, out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(var, None)  # one process, whatever launched pytest
-    proc = subprocess.run(
-        [sys.executable, str(example), str(tmp_path)],
-        cwd=tmp_path,  # not the source tree: the installed package is what runs
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(example), str(out)],
+        cwd=out,  # not the source tree: the installed package is what runs
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@pytest.fixture(scope="module")
+def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every example, run once, two at a time (each is single-threaded; CI has two cores)."""
+    root = tmp_path_factory.mktemp("examples")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {p.name: pool.submit(_run, p, root / p.stem) for p in EXAMPLES}
+    return {name: (future.result(), root / Path(name).stem) for name, future in futures.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_example_runs(example: Path, example_runs: dict) -> None:
+    proc, out = example_runs[example.name]
     assert proc.returncode == 0, f"{example.name} failed:\n{proc.stdout}\n{proc.stderr}"
     for name in SHOWN[example.name]:
-        assert (tmp_path / name).stat().st_size > 0, f"{example.name} did not write {name}"
+        assert (out / name).stat().st_size > 0, f"{example.name} did not write {name}"
 
 
 def _documented() -> set[str]:
