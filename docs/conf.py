@@ -25,7 +25,12 @@ root_doc = "index"
 exclude_patterns = ["_build", "examples"]
 html_theme = "alabaster"
 html_static_path = ["_static"]
-html_theme_options = {"description": "Perturbation-mask saliency for Captum", "fixed_sidebar": True}
+html_theme_options = {
+    "description": "Perturbation-mask saliency for Captum",
+    "fixed_sidebar": True,
+    "page_width": "1240px",  # room for 100-character code lines and the metric tables
+    "body_max_width": "none",
+}
 
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"

@@ -34,7 +34,7 @@ PUBLIC_MODULES = (
     "captum_perturbmask.evaluate",
 )
 _DIRECTIVE = re.compile(
-    r"^\s*\.\. (?:auto)?(?:class|function|data|method|exception)::\s+(\S+)", re.M
+    r"^\s*\.\. (?:auto|py:)?(?:class|function|data|method|exception)::\s+(\S+)", re.M
 )
 
 

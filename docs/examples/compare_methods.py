@@ -37,7 +37,7 @@ print(table.to_markdown())
 (out / "compare.md").write_text(table.to_markdown() + "\n")
 table.to_csv(out / "compare.csv")
 fig = plot_maps(table, data.images, indices=(0, 1))  # first run's maps, one row per image
-fig.savefig(out / "compare_maps.png", dpi=60)
+fig.savefig(out / "compare_maps.png", dpi=72)
 
 # Every row is a dict; a column that does not apply to a method is None.
 for row in table.rows:

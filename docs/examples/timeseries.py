@@ -42,10 +42,14 @@ def make_series(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 # --- a small classifier (B, C, T) -> (B, 2) logits --------------------------------------------
 torch.manual_seed(0)  # reproducible initial weights of this example's model
 model = nn.Sequential(
-    nn.Conv1d(C, 16, 9, padding=4), nn.ReLU(),
-    nn.Conv1d(16, 16, 9, padding=4), nn.ReLU(),
-    nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(16, 2),
-)  # fmt: skip
+    nn.Conv1d(C, 16, kernel_size=9, padding=4),
+    nn.ReLU(),
+    nn.Conv1d(16, 16, kernel_size=9, padding=4),
+    nn.ReLU(),
+    nn.AdaptiveMaxPool1d(1),  # the strongest response anywhere in time
+    nn.Flatten(),
+    nn.Linear(16, 2),
+)
 x_train, y_train, _ = make_series(512, seed=1)
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 for step in range(150):
@@ -84,8 +88,9 @@ share = per_channel.clamp_min(0).sum(dim=2) / per_channel.clamp_min(0).sum(dim=(
 print(f"share of positive saliency per channel (the pulse is in channel 0): {share.mean(0)}")
 
 # --- every series method side by side: default_methods picks the series set ------------------
-table = compare(model=model, inputs=x, target=1, boxes=spans, budget=100, seeds=(0, 1),
-                box_threshold=0.9)  # fmt: skip
+table = compare(
+    model=model, inputs=x, target=1, boxes=spans, budget=100, seeds=(0, 1), box_threshold=0.9
+)
 print(table.to_markdown())
 
 # --- figure -----------------------------------------------------------------------------------
