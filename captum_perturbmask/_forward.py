@@ -368,7 +368,7 @@ class CountForwards:
     """Count the rows that go through a model, inside a ``with`` block.
 
     A module is counted by a forward pre-hook (removed on exit, also after an error); any
-    other callable is wrapped: call :attr:`forward` instead of the callable.
+    other callable is wrapped: call ``counter.forward`` instead of the callable.
 
     Example:
         >>> model = torch.nn.Linear(3, 2)

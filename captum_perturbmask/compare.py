@@ -29,11 +29,9 @@ from torch import Tensor, nn
 from captum_perturbmask._captum_compat import TargetType
 from captum_perturbmask._forward import ConfidenceType, CountForwards, deprecated_alias
 from captum_perturbmask._random import private_global_rng
+from captum_perturbmask.evaluate import AttributionFn
 
 __all__ = ["AttributionFn", "ComparisonTable", "compare", "default_methods"]
-
-#: A saliency method as :func:`compare` calls it: ``fn(inputs, target, seed) -> attributions``.
-AttributionFn = Callable[[Tensor, TargetType, int], Tensor]
 
 _COLUMNS: tuple[tuple[str, str], ...] = (
     ("method", "method"),
@@ -156,6 +154,9 @@ def default_methods(
 ) -> dict[str, AttributionFn]:
     """The methods :func:`compare` and :func:`~captum_perturbmask.evaluate.evaluate` run when
     ``methods=None``, at a common forward budget.
+
+    ``methods = default_methods(model, x, budget=400)``; ``methods["RISE"](x, y, 0)`` is a map
+    (every method is called as ``fn(inputs, target, seed)``).
 
     Images :math:`(B, C, H, W)`:
 
@@ -323,6 +324,9 @@ def compare(
     apply_softmax: bool | None = None,
 ) -> ComparisonTable:
     """Run saliency methods on one batch and tabulate quality, stability and cost.
+
+    ``table = compare(model=model, inputs=x, target=y, boxes=boxes, budget=400)`` runs the
+    default methods; ``print(table.to_markdown())`` shows the table.
 
     The scoring is :func:`~captum_perturbmask.evaluate.score_batch`, the code
     :func:`~captum_perturbmask.evaluate.evaluate` runs on every batch of a dataset. Each method

@@ -8,8 +8,8 @@ where it stopped. Under ``torchrun`` every rank takes a disjoint shard of whole 
 writes its own file; rank 0 merges them into the summary (mean ± 95% interval per method and
 metric, paired differences against a reference method) and its figures.
 
-The scoring of one batch, :func:`score_batch`, is the same code :func:`~captum_perturbmask.
-compare.compare` runs on one batch.
+The scoring of one batch, :func:`score_batch`, is the same code
+:func:`~captum_perturbmask.compare.compare` runs on one batch.
 
 Example:
     >>> import torch
@@ -46,7 +46,8 @@ from captum_perturbmask._random import private_global_rng
 
 __all__ = ["EvaluationResult", "evaluate", "score_batch", "summarize"]
 
-#: A saliency method as evaluate and compare call it: ``fn(inputs, target, seed) -> maps``.
+#: A saliency method as :func:`evaluate` and :func:`~captum_perturbmask.compare.compare` call
+#: it: ``fn(inputs, target, seed) -> attributions``.
 AttributionFn = Callable[[Tensor, TargetType, int], Tensor]
 
 #: Fractions at which every insertion/deletion curve is recorded (the mean-curve figure).
@@ -168,6 +169,9 @@ def score_batch(
     keep_maps: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, list[Tensor]]]:
     """Explain one batch with every method and seed and score every map.
+
+    ``records, _ = score_batch(model, {"RISE": fn}, x, y, indices=range(len(x)), seeds=[0])``
+    gives one record (a dict) per input, method and seed.
 
     Each method runs once per seed inside a fork of the global RNG seeded with
     :func:`derive_seed` of the batch's first dataset index (methods that draw from the global
@@ -510,6 +514,8 @@ def summarize(
 ) -> EvaluationResult:
     """Summary of evaluation records: means with 95% intervals and paired differences.
 
+    ``summarize(read_records("eval")).to_markdown()`` rebuilds the summary of a run.
+
     Every metric is first averaged over the seeds of an example, then over examples (so each
     example weighs the same); the interval is 1.96 standard errors over examples. A paired
     difference uses the examples both methods have, method minus ``reference``.
@@ -781,6 +787,10 @@ def evaluate(
     pointing_tolerance: float = 0,
 ) -> EvaluationResult:
     r"""Explain and score a whole dataset with several saliency methods; resumable, sharded.
+
+    ``result = evaluate(model, dataset, out="eval")`` runs the default methods on every item;
+    ``print(result.to_markdown())`` shows means with 95% intervals. The same call under
+    ``torchrun --nproc_per_node N script.py`` shards the dataset over N processes.
 
     Every example is explained by every method for every seed and each map is scored:
     insertion / deletion AUC (plus the curves on :data:`CURVE_GRID`), IoU of the saliency box

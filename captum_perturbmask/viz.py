@@ -43,8 +43,8 @@ __all__ = [
     "png_bytes",
 ]
 
-#: The colour map of every saliency (and context-weight) map: perceptually uniform, readable in
-#: grey scale and by colour-blind readers.
+#: The colour map of every saliency map and context-weight map. It is perceptually uniform and
+#: readable in grey scale and by colour-blind readers.
 SALIENCY_CMAP = "inferno"
 #: Colour of annotated boxes and region outlines (stands out against ``inferno`` and grey).
 BOX_COLOR = "#00e5ff"
@@ -438,7 +438,7 @@ def plot_explanation(
 ) -> Figure:
     """One image and its saliency map: the input, and the map over it with a colour bar.
 
-    Images larger than :data:`DISPLAY_MAX_SIDE` are downsampled for display only; the axes stay
+    Images larger than ``DISPLAY_MAX_SIDE`` pixels are downsampled for display only; the axes stay
     in the image's pixel coordinates.
 
     Args:

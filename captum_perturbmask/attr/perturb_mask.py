@@ -162,15 +162,15 @@ class PerturbMask(PerturbationAttribution):
       so they never saturate.
     * dp = abs(p_i - p_{i-1}): used by ``variant="literal"`` only; crediting it rewards cells
       present when the confidence *changes* and is no better than a random map.
-    * Lambda_1, Lambda_2, Lambda_on, Lambda_off: :func:`chain_step` draws ``n1 * p_i``
-      (a fraction of the grid) cells of Lambda_on and ``n2 * (1 - p_i)`` cells of Lambda_off
-      as the next on-set.
+    * Lambda_1, Lambda_2, Lambda_on, Lambda_off: ``chain_step`` draws ``n1 * p_i`` (a fraction
+      of the grid) cells of Lambda_on and ``n2 * (1 - p_i)`` cells of Lambda_off as the next
+      on-set.
     * M_i(l) <- M_{i-1}(l) dp on Lambda_on, 0 on Lambda_off: the confidence p_i is credited to
       the mask that was evaluated: the ``estimator`` receives the features of every evaluated
       mask with its p_i.
     * V and M_i <- M_i + eta V M_{i-1}: the total variation is the smoothness prior
-      ``eta * s^T L s`` of the default :class:`~captum_perturbmask.attr.estimators.
-      RegressionEstimator` (``s^T L s`` = V(s) on the feature grid).
+      ``eta * s^T L s`` of the default ``RegressionEstimator`` (``s^T L s`` = V(s) on the
+      feature grid).
     * return M: the estimator's map, upsampled to the input shape, repeated over channels.
 
     ``variant="literal"`` runs the text as written (M_i = M_{i-1} dp on Lambda_on, 0 on
@@ -186,9 +186,11 @@ class PerturbMask(PerturbationAttribution):
         forward_func: the model or any callable; its output may be ``(B, K)`` logits, one
             logit per example ``(B,)``/``(B, 1)``, or any N-d tensor with a target that selects
             one value per example.
-        estimator: ``"regression"`` (default, :class:`RegressionEstimator`), ``"average"``
-            (:class:`AverageEstimator`) or an estimator object (a template: it is copied for
-            every call, so one object can serve concurrent calls).
+        estimator: ``"regression"`` (default,
+            :class:`~captum_perturbmask.attr.estimators.RegressionEstimator`), ``"average"``
+            (:class:`~captum_perturbmask.attr.estimators.AverageEstimator`) or an estimator
+            object (a template: it is copied for every call, so one object can serve
+            concurrent calls).
         variant: ``"adaptive"`` (default, the reading that works) or ``"literal"``.
         confidence: how outputs become confidences: ``"auto"`` (softmax over dim 1 for
             several classes, sigmoid for one logit), ``"softmax"``, ``"sigmoid"``,

@@ -47,8 +47,9 @@ _BLOCK = 32  # masks drawn and accumulated together; fixed so results never depe
 class RISE(PerturbationAttribution):
     r"""RISE saliency: the confidence-weighted average of random smooth masks.
 
-    ``RISE(model).attribute(x, target=y, n_masks=4000)`` scores ``n_masks`` randomly masked
-    copies of ``x`` and averages the masks weighted by the model's confidence in ``y``.
+    ``RISE(model).attribute(x, target=y, budget=4000)`` scores 4000 randomly masked copies of
+    ``x`` and averages the masks weighted by the model's confidence in ``y`` (``budget`` and
+    ``n_masks`` are the same knob).
 
     Example:
         >>> import torch

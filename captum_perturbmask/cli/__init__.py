@@ -2,17 +2,17 @@
 
 Three commands, each a thin layer over the library:
 
-``demo`` (:mod:`captum_perturbmask.cli.demo`)
+``demo`` (``captum_perturbmask.cli.demo``)
     Explains held-out images of the shipped digits-in-clutter set with the shipped classifier
     (PerturbMask, RISE, Grad-CAM, LIME and Occlusion through
     :func:`~captum_perturbmask.compare.compare`) and writes ``maps.png``, ``metrics.md``,
     ``metrics.csv``, ``convergence.png``, ``convergence.csv`` and ``variations.png``. Offline.
 
-``explain`` (:mod:`captum_perturbmask.cli.explain`)
+``explain`` (``captum_perturbmask.cli.explain``)
     Explains one PNG/JPEG image with a torchvision classifier and writes ``saliency.png`` and
     ``saliency.pt`` (the map in the image's own pixel coordinates).
 
-``evaluate`` (:mod:`captum_perturbmask.cli.evaluate`)
+``evaluate`` (``captum_perturbmask.cli.evaluate``)
     Scores saliency methods over a whole dataset (the shipped digits, a folder of images or an
     ``.npz`` file) with :func:`~captum_perturbmask.evaluate.evaluate`; resumable, and sharded
     over processes when launched with ``torchrun``.

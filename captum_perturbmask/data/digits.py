@@ -221,6 +221,9 @@ def _random_colours(
 def make_digits_clutter(split: str = "test", n: int | None = None, seed: int = 0) -> DigitsClutter:
     """Generate a deterministic digits-in-clutter localisation set.
 
+    ``data = make_digits_clutter("test", n=8)``: ``data.images`` :math:`(8, 3, 64, 64)`,
+    ``data.labels`` and the digits' ``data.boxes``; ``data[i]`` is ``(image, label, box)``.
+
     The digits of ``split`` (see :func:`digit_split_indices`) are used in order and cycled when
     ``n`` exceeds their number, each time with a fresh placement, colour and clutter. The
     default ``n`` is one image per digit of the split (1257 for ``"train"``, 540 for

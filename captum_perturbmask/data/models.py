@@ -249,11 +249,11 @@ class SeriesCNN(nn.Module):
         width: Channels of the first block.
 
     Attributes:
-        gradcam_layer: The last :class:`torch.nn.Conv1d`, the usual Grad-CAM target layer.
+        gradcam_layer: The last ``torch.nn.Conv1d``, the usual Grad-CAM target layer.
 
     Shape:
         - Input: :math:`(B, 1, T)`, z-normalised series (see
-          :func:`captum_perturbmask.data.series.load_gunpoint`).
+          :func:`captum_perturbmask.data.load_gunpoint`).
         - Output: logits :math:`(B, \\text{num\\_classes})`.
 
     Example:
@@ -305,7 +305,7 @@ class SeriesGenerator(nn.Module):
     likelihood :math:`\\mathcal{N}(G(z), \\sigma^2 I)`; :math:`\\sigma` is learned and kept in
     :attr:`noise_std`, so a latent search can weigh a squared reconstruction error
     (:math:`/ 2\\sigma^2`) against the prior penalty :math:`\\|z\\|^2 / 2`. It is trained
-    with its encoder by :func:`captum_perturbmask.data.train.train_series_generator`.
+    with its encoder by ``captum_perturbmask.data.train.train_series_generator``.
 
     Why a VAE decoder: GunPoint has 50 training series. A GAN trained on 50 examples is
     fragile (mode collapse or memorisation, and too few series to tell which). Probabilistic
@@ -473,7 +473,7 @@ def load_series_classifier(
 
     * ``"gunpoint"``: trained on the 50 GunPoint training series (Gun = 0, Point = 1);
     * ``"planted"``: trained on planted-motif series
-      (:func:`captum_perturbmask.data.series.make_planted_series`; square pulse = 0,
+      (:func:`captum_perturbmask.data.make_planted_series`; square pulse = 0,
       sine burst = 1); on real series without a motif it answers close to 50/50.
 
     Args:
@@ -505,7 +505,7 @@ def load_series_generator(device: str | torch.device | None = None) -> SeriesGen
         device: Device to put the model on (default CPU).
 
     Returns:
-        The fitted generator (eval mode): latents :math:`(M, d)` to series
+        The fitted generator, in eval mode, mapping latents :math:`(M, d)` to series
         :math:`(M, 1, 150)`, :math:`d` = ``latent_dim``.
 
     Example:

@@ -10,7 +10,7 @@ The series are read from the copy that ships inside the ``aeon`` wheel
 is ever downloaded. ``aeon`` is an optional dependency
 (``pip install 'captum-perturbmask[timeseries]'``), imported only when a loader runs.
 
-**Planted motifs** (:func:`make_planted_series`) put a known evidence span into real series:
+**Planted motifs** (:func:`~captum_perturbmask.data.make_planted_series`) put a known evidence span into real series:
 a class-specific motif is added to real GunPoint series whose own label is ignored, so the
 label is decided by the motif alone and the evidence is exactly where it was placed.
 
@@ -47,8 +47,8 @@ SERIES_LENGTH: int = 150
 GUNPOINT_CLASSES: tuple[str, str] = ("Gun", "Point")
 """Class names of GunPoint labels 0 and 1 (archive labels ``1`` and ``2``)."""
 GUNPOINT_1NN_DTW_ACCURACY: float = 0.907
-"""Published test accuracy of 1-nearest-neighbour DTW (full window) on GunPoint: error 0.093
-(Dau et al., *The UCR Time Series Archive*, 2019), the archive's reference classifier."""
+"""The published test accuracy of 1-nearest-neighbour DTW with a full window on GunPoint, the
+archive's reference classifier (error 0.093; Dau et al., *The UCR Time Series Archive*, 2019)."""
 PLANTED_CLASSES: tuple[str, str] = ("square pulse", "sine burst")
 """Class names of the planted-motif labels 0 and 1."""
 MOTIF_LENGTHS: tuple[int, int] = (16, 24)
@@ -62,7 +62,7 @@ _INSTALL_HINT = "pip install 'captum-perturbmask[timeseries]'"
 @dataclass
 class SeriesSet:
     """A set of univariate series with labels (see :func:`load_gunpoint`,
-    :func:`make_planted_series`).
+    :func:`~captum_perturbmask.data.make_planted_series`).
 
     Attributes:
         series: The series, shape :math:`(N, 1, T)`, float32.
@@ -144,7 +144,7 @@ def load_gunpoint(split: str = "test") -> SeriesSet:
     population standard deviation (``ddof=0``), so every series has mean 0 and standard
     deviation 1 (the archive stores them normalised with ``ddof=1``; the two differ by the
     factor :math:`\\sqrt{149/150}`). Labels: 0 = ``"Gun"``, 1 = ``"Point"``
-    (:data:`GUNPOINT_CLASSES`). The archive's order is kept.
+    (``GUNPOINT_CLASSES``). The archive's order is kept.
 
     Args:
         split: ``"train"`` (50 series) or ``"test"`` (150 series).
@@ -177,7 +177,7 @@ def load_gunpoint(split: str = "test") -> SeriesSet:
 
 
 def motif(label: int, length: int, amplitude: float = 1.0) -> torch.Tensor:
-    """The planted motif of a class (see :func:`make_planted_series`).
+    """The planted motif of a class (see :func:`~captum_perturbmask.data.make_planted_series`).
 
     * label 0, ``"square pulse"``: ``amplitude`` over the whole span (sharp edges, flat top);
     * label 1, ``"sine burst"``: ``amplitude * sin(2 pi 3 t / length)``, three full periods.
@@ -221,7 +221,7 @@ def make_planted_series(split: str = "test", n: int | None = None, seed: int = 0
 
     The z-normalised series of ``split`` (:func:`load_gunpoint`) are used in order and cycled
     when ``n`` exceeds their number; their own Gun/Point label is ignored. Each one gets a label
-    (balanced: a seeded permutation of ``0, 1, 0, 1, ...``) and that class's :func:`motif` is
+    (balanced: a seeded permutation of ``0, 1, 0, 1, ...``) and that class's :func:`~captum_perturbmask.data.series.motif` is
     *added* at a seeded random place:
 
     * class 0: a **square pulse** (flat top, sharp edges), class 1: a **sine burst** (three

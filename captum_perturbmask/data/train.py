@@ -386,7 +386,7 @@ def train_series_classifier(
     ``"gunpoint"``: the 50 training series, 300 epochs of batches of 16 with a random shift
     (up to 10 steps), amplitude scaling (:math:`\\pm 10\\%`) and noise (std 0.05).
     ``"planted"``: 1000 fresh planted-motif training series per epoch
-    (:func:`~captum_perturbmask.data.series.make_planted_series`, new seed each epoch) with
+    (:func:`~captum_perturbmask.data.make_planted_series`, new seed each epoch) with
     noise (std 0.05), and to every batch a ``neutral_fraction`` share of motif-free real
     training series (shifted and scaled) is added with the target :math:`(1/2, 1/2)`: the
     model must then find the motif of *either* class to be confident, so the evidence of both

@@ -206,6 +206,10 @@ class _Scorer:
 class LatentVariationGenerator:
     r"""Acceptable variations of the salient region :math:`B` by latent search in a GAN.
 
+    ``LatentVariationGenerator(G, D, forward_func=model).generate(x, attr, target=y)`` replaces
+    the region around the top of each saliency map ``attr`` with GAN generations that fit its
+    surroundings, and scores them: ``.variants``, ``.accepted``, ``.accepted_fraction``.
+
     For every input :math:`X` the important region :math:`B` (a box around the thresholded
     saliency map, or any binary mask) is replaced by generations of ``generator`` whose latent
     codes were fitted to the context of :math:`B` (Yeh et al., 2017). ``n_restarts`` codes per

@@ -76,7 +76,7 @@ class CounterfactualVariations:
 
 @dataclass
 class LatentVariations:
-    r"""The acceptable variations found by :meth:`LatentVariationGenerator.generate`.
+    r"""The acceptable variations found by :meth:`.LatentVariationGenerator.generate`.
 
     Shapes use :math:`N` inputs, :math:`K` kept restarts (``n_keep``) and latent size :math:`d`.
     Variants are sorted by loss, best first.

@@ -37,6 +37,8 @@ class RunConsistency(NamedTuple):
 def average_ranks(values: Tensor) -> Tensor:
     """Ranks (1-based) of each row's elements, ties sharing their average rank.
 
+    ``average_ranks(torch.tensor([[3.0, 1.0, 3.0]]))`` is ``[[2.5, 1.0, 2.5]]``.
+
     The ``"average"`` method of ``scipy.stats.rankdata``, batched over rows.
 
     Args:
@@ -100,6 +102,9 @@ def run_consistency(
     generator: torch.Generator | None = None,
 ) -> RunConsistency:
     """Agreement between saliency maps of the same inputs from ``S`` runs (seeds).
+
+    ``run_consistency([attr_seed0, attr_seed1, attr_seed2])`` gives ``.spearman`` and
+    ``.top_k_iou`` per input, :math:`(B,)`; 1 means the runs rank the pixels alike.
 
     Every non-batch dimension is flattened into ``N`` features (sum channels first if
     pixels, not pixel-channels, should be compared). For each input and each of the

@@ -150,6 +150,9 @@ def _series_saliency(attributions: object, name: str) -> Tensor:
 def saliency_mask(attributions: Tensor, threshold: float = 0.5, mode: str = "quantile") -> Tensor:
     """Binary mask of the salient pixels of each map.
 
+    ``saliency_mask(attr, threshold=0.9)`` keeps the top 10% of the pixels of each map,
+    bool :math:`(B, H, W)`.
+
     Channels are summed first. With ``s`` the map of one image and ``N = H * W``:
 
     * ``"value"``: pixels with ``(s - min) / (max - min) >= threshold``, ``threshold`` in
@@ -194,6 +197,9 @@ def saliency_mask(attributions: Tensor, threshold: float = 0.5, mode: str = "qua
 def saliency_box(attributions: Tensor, threshold: float = 0.5, mode: str = "quantile") -> Tensor:
     """Bounding box of the salient pixels of each map (see :func:`saliency_mask`).
 
+    ``saliency_box(attr, threshold=0.9)`` gives the box around the top 10% of each map,
+    :math:`(B, 4)`; compare it with annotated boxes with :func:`box_iou`.
+
     Boxes are ``(x1, y1, x2, y2)`` with exclusive ``x2, y2`` (pixel-edge convention: a single
     pixel ``(r, c)`` gives ``(c, r, c + 1, r + 1)``), computed with
     ``torchvision.ops.masks_to_boxes`` plus one on ``x2, y2``.
@@ -227,6 +233,9 @@ def saliency_box(attributions: Tensor, threshold: float = 0.5, mode: str = "quan
 def saliency_span(attributions: Tensor, threshold: float = 0.5, mode: str = "quantile") -> Tensor:
     """Tight span of the salient steps of each series map, the 1-D :func:`saliency_box`.
 
+    ``saliency_span(attr, threshold=0.9)`` gives the span of the top 10% of the steps of each
+    series map, :math:`(B, 2)`; compare it with known spans with :func:`span_iou`.
+
     The salient steps are chosen exactly as :func:`saliency_mask` chooses pixels (channels
     summed first); the span runs from the first to one past the last of them.
 
@@ -258,6 +267,8 @@ def saliency_span(attributions: Tensor, threshold: float = 0.5, mode: str = "qua
 def span_to_mask(spans: Tensor, length: int) -> Tensor:
     """Rasterise spans: steps ``t`` with ``start <= t + 0.5 < end``, the 1-D :func:`box_to_mask`.
 
+    ``span_to_mask(spans, T)`` gives a bool mask :math:`(B, T)`.
+
     Args:
         spans: Spans :math:`(B, 2)` ``(start, end)``, ``end`` exclusive, inside the series.
         length: Series length :math:`T`.
@@ -282,6 +293,8 @@ def span_to_mask(spans: Tensor, length: int) -> Tensor:
 
 def box_to_mask(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """Rasterise boxes: pixels whose centre lies in ``[x1, x2) x [y1, y2)``.
+
+    ``box_to_mask(boxes, (H, W))`` gives a bool mask :math:`(B, H, W)`.
 
     Args:
         boxes: Boxes :math:`(B, 4)` ``(x1, y1, x2, y2)``, pixel-edge convention, inside the
@@ -314,6 +327,9 @@ def box_to_mask(boxes: Tensor, size: tuple[int, int]) -> Tensor:
 def box_iou(boxes1: Tensor, boxes2: Tensor, size: tuple[int, int] | None = None) -> Tensor:
     """Intersection over union of matching rows of two box sets.
 
+    ``box_iou(saliency_box(attr, threshold=0.9), boxes)`` gives one IoU per row,
+    :math:`(B,)`.
+
     Equal to the diagonal of ``torchvision.ops.box_iou(boxes1, boxes2)``; areas are
     ``(x2 - x1) * (y2 - y1)`` (pixel counts for integer boxes in the pixel-edge convention).
 
@@ -342,6 +358,9 @@ def box_iou(boxes1: Tensor, boxes2: Tensor, size: tuple[int, int] | None = None)
 
 def span_iou(spans1: Tensor, spans2: Tensor, length: int | None = None) -> Tensor:
     """Intersection over union of matching rows of two span sets, the 1-D :func:`box_iou`.
+
+    ``span_iou(saliency_span(attr, threshold=0.9), spans)`` gives one IoU per row,
+    :math:`(B,)`.
 
     Args:
         spans1: Spans :math:`(B, 2)` ``(start, end)``, ``end`` exclusive.
@@ -391,6 +410,9 @@ def pointing_game(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Pointing game (Zhang et al., 2016): is the most salient pixel (step) on the object?
+
+    ``pointing_game(attr, boxes)`` gives one bool per map (spans :math:`(B, 2)` for series);
+    ``.float().mean()`` is the pointing accuracy.
 
     A hit is scored when the pixel of maximum saliency (channels summed) is within
     ``tolerance`` pixels (Euclidean distance between pixel centres) of a pixel of the box.

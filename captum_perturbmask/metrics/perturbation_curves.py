@@ -227,6 +227,9 @@ def deletion_auc(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Deletion AUC: the area under the target score as the most salient pixels are removed.
 
+    ``deletion_auc(model, x, attr, target=y)`` gives one AUC per input, shape :math:`(B,)`;
+    lower is better.
+
     Starting from the input, pixels are replaced by ``baselines`` in order of descending
     saliency, ``N = H * W`` (or ``T``) pixels in total; the score after each step is
     integrated with the trapezoid rule over the fraction of pixels deleted, :math:`[0, 1]`.
@@ -299,6 +302,9 @@ def insertion_auc(
     apply_softmax: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Insertion AUC: the area under the target score as the most salient pixels are restored.
+
+    ``insertion_auc(model, x, attr, target=y)`` gives one AUC per input, shape :math:`(B,)`;
+    higher is better.
 
     Starting from ``substrate`` (by default a Gaussian blur of the input, as in the RISE
     reference evaluation), original pixels are restored in order of descending saliency; the
@@ -375,6 +381,9 @@ def insertion_deletion(
     apply_softmax: bool | None = None,
 ) -> InsertionDeletion:
     """Insertion and deletion AUC in one pass over the model (shared ranks and batches).
+
+    ``res = insertion_deletion(model, x, attr, target=y)``: ``res.insertion`` (higher is
+    better) and ``res.deletion`` (lower is better), each of shape :math:`(B,)`.
 
     Same as :func:`insertion_auc` and :func:`deletion_auc` with the same arguments, but the
     rows of both paths share forward batches, so the last batch is less often short.
