@@ -10,8 +10,8 @@ The series are read from the copy that ships inside the ``aeon`` wheel
 is ever downloaded. ``aeon`` is an optional dependency
 (``pip install 'captum-perturbmask[timeseries]'``), imported only when a loader runs.
 
-**Planted motifs** (:func:`~captum_perturbmask.data.make_planted_series`) put a known evidence span into real series:
-a class-specific motif is added to real GunPoint series whose own label is ignored, so the
+**Planted motifs** (:func:`~captum_perturbmask.data.make_planted_series`) put a known evidence
+span into real series: a class-specific motif is added to real GunPoint series whose own label is ignored, so the
 label is decided by the motif alone and the evidence is exactly where it was placed.
 
 Spans are ``(start, end)`` with ``end`` exclusive: the single step ``t`` has the span
@@ -221,8 +221,8 @@ def make_planted_series(split: str = "test", n: int | None = None, seed: int = 0
 
     The z-normalised series of ``split`` (:func:`load_gunpoint`) are used in order and cycled
     when ``n`` exceeds their number; their own Gun/Point label is ignored. Each one gets a label
-    (balanced: a seeded permutation of ``0, 1, 0, 1, ...``) and that class's :func:`~captum_perturbmask.data.series.motif` is
-    *added* at a seeded random place:
+    (balanced: a seeded permutation of ``0, 1, 0, 1, ...``) and that class's motif
+    (:func:`~captum_perturbmask.data.series.motif`) is *added* at a seeded random place:
 
     * class 0: a **square pulse** (flat top, sharp edges), class 1: a **sine burst** (three
       periods). A GunPoint series is a slow hand trajectory (rest, one rise, a plateau, one
