@@ -11,8 +11,9 @@ is ever downloaded. ``aeon`` is an optional dependency
 (``pip install 'captum-perturbmask[timeseries]'``), imported only when a loader runs.
 
 **Planted motifs** (:func:`~captum_perturbmask.data.make_planted_series`) put a known evidence
-span into real series: a class-specific motif is added to real GunPoint series whose own label is ignored, so the
-label is decided by the motif alone and the evidence is exactly where it was placed.
+span into real series: a class-specific motif is added to real GunPoint series whose own label
+is ignored, so the label is decided by the motif alone and the evidence is exactly where it was
+placed.
 
 Spans are ``(start, end)`` with ``end`` exclusive: the single step ``t`` has the span
 ``(t, t + 1)``.
