@@ -84,6 +84,7 @@ class Spec:
 DESIGNS: dict[str, Spec] = {
     "random": Spec(),
     "chain": Spec(kind="lib-chain"),
+    "default": Spec(kind="lib-default"),  # the library's defaults, whatever they are
     "lhs": Spec(kind="lhs"),
     "antithetic": Spec(kind="antithetic"),
     "antithetic-0.5": Spec(kind="antithetic", keep=0.5),
@@ -107,6 +108,13 @@ DESIGNS: dict[str, Spec] = {
     "multiscale-gcv": Spec(kind="multiscale", etas=(1.0, 3.0, 10.0, 30.0, 100.0)),
     "multiscale-468-eta10": Spec(kind="multiscale", scales=(4, 6, 8), eta=10.0),
     "grid-6-eta10": Spec(grid=6, eta=10.0),
+    "g6e10-seq-boundary": Spec(kind="seq", rule="boundary", grid=6, eta=10.0),
+    "g6e10-seq-focus": Spec(kind="seq", rule="focus", grid=6, eta=10.0),
+    "g6e10-multiscale-36": Spec(kind="multiscale", scales=(3, 6), eta=10.0, fine=12),
+    "g6e10-lhs": Spec(kind="lhs", grid=6, eta=10.0),
+    "grid-6-eta30": Spec(grid=6, eta=30.0),
+    "grid-5-eta10": Spec(grid=5, eta=10.0, fine=12),
+    "g6e10-keep-0.8": Spec(grid=6, eta=10.0, keep=0.8),
     "multiscale-0.5": Spec(kind="multiscale", keep=0.5),
     "multiscale-6": Spec(kind="multiscale", coarse=6),
     "multiscale-468": Spec(kind="multiscale", scales=(4, 6, 8)),
@@ -376,6 +384,10 @@ def attribute(bed: bedlib.Bed, method: str, budget: int, seed: int) -> Tensor:
             x, target=y, n_masks=n, seed=seed, perturbations_per_eval=ppe
         )[:, :1]
     spec = DESIGNS[method]
+    if spec.kind == "lib-default":
+        return PerturbMask(bed.model).attribute(
+            x, target=y, budget=budget, seed=seed, perturbations_per_eval=ppe
+        )[:, :1]
     if spec.kind == "lib-chain":
         return PerturbMask(bed.model).attribute(
             x, target=y, budget=budget, n_iter=2, seed=seed, perturbations_per_eval=ppe
@@ -385,6 +397,26 @@ def attribute(bed: bedlib.Bed, method: str, budget: int, seed: int) -> Tensor:
             x, target=y, budget=budget, n_iter=1, seed=seed, perturbations_per_eval=ppe
         )[:, :1]
     return Engine(bed, spec, seed).run(budget)
+
+
+def library_defaults() -> str:
+    """A fingerprint of PerturbMask's defaults (so cached ``default`` results follow them)."""
+    import inspect
+
+    from captum_perturbmask.attr import perturb_mask as pm
+
+    sig = inspect.signature(PerturbMask.attribute)
+    knobs = {k: repr(v.default) for k, v in sig.parameters.items() if v.default is not v.empty}
+    consts = {k: repr(getattr(pm, k)) for k in dir(pm) if k.startswith("DEFAULT")}
+    return json.dumps([knobs, consts], sort_keys=True)
+
+
+def split_budget(method: str, budget: int) -> tuple[str, int]:
+    """``"name@100"`` -> ``("name", 100)``; a plain name keeps ``budget``."""
+    if "@" in method:
+        name, b = method.split("@")
+        return name, int(b)
+    return method, budget
 
 
 def score(bed: bedlib.Bed, maps: Tensor) -> dict[str, Tensor]:
@@ -401,7 +433,11 @@ def score(bed: bedlib.Bed, maps: Tensor) -> dict[str, Tensor]:
 
 def result(bed: bedlib.Bed, method: str, budget: int, seeds: int, n: int) -> dict[str, Tensor]:
     """Per-image scores (averaged over seeds) and run-to-run consistency, cached."""
+    label = method
+    method, budget = split_budget(method, budget)
     key = {"bed": bed.name, "n": n, "method": method, "budget": budget, "seeds": seeds}
+    if method == "default":
+        key["library"] = library_defaults()
     if not method.startswith("RISE-"):
         spec = asdict(DESIGNS[method])
         for name, default in NEW_FIELDS.items():  # keeps the cache keys of older specs
@@ -410,6 +446,7 @@ def result(bed: bedlib.Bed, method: str, budget: int, seeds: int, n: int) -> dic
         key["spec"] = spec
     h = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = bedlib.CACHE / "designs" / f"{bed.name}-{method}-{budget}-{n}-{seeds}-{h}.pt"
+    del label
     if path.exists():
         return torch.load(path, weights_only=True)
     t0 = time.perf_counter()
@@ -478,12 +515,14 @@ def table(name: str, res: dict[str, dict], base: str, refs: list[str]) -> list[s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--beds", nargs="+", default=list(bedlib.TUNING))
-    ap.add_argument("--designs", nargs="+", default=None)
+    ap.add_argument("--designs", nargs="*", default=None)
     ap.add_argument("--refs", nargs="*", default=list(REFS))
     ap.add_argument("--budget", type=int, default=400)
     ap.add_argument("--n-images", type=int, default=60)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rise4000-seeds", type=int, default=1, help="seeds of RISE-4000")
+    ap.add_argument("--rise1000-seeds", type=int, default=None, help="default: --seeds")
+    ap.add_argument("--no-table", action="store_true", help="compute (and cache) only")
     ap.add_argument("--quick", action="store_true", help="20 images, 2 seeds, QUICK designs")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -491,7 +530,7 @@ def main() -> None:
     if args.quick:
         args.n_images, args.seeds = 20, 2
         args.designs = args.designs or QUICK
-    designs = args.designs or list(DESIGNS)
+    designs = list(DESIGNS) if args.designs is None else args.designs
     lines = [
         f"`python benchmarks/designs.py {' '.join(sys.argv[1:])}` — budget {args.budget}, "
         f"{args.seeds} seeds, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}. "
@@ -507,8 +546,11 @@ def main() -> None:
         for mname in designs:
             res[mname] = result(bed, mname, args.budget, args.seeds, n)
         for r in args.refs:
-            seeds = args.rise4000_seeds if r == "RISE-4000" else args.seeds
+            seeds = {"RISE-4000": args.rise4000_seeds, "RISE-1000": args.rise1000_seeds}.get(r)
+            seeds = seeds or args.seeds
             res[r] = result(bed, r, REFS[r], seeds, n)
+        if args.no_table or not designs:
+            continue
         lines += table(f"{name} ({n} images)", res, designs[0], [r for r in args.refs])
         print("\n".join(lines[-len(res) - 4 :]), flush=True)
     text = "\n".join(lines) + "\n"
