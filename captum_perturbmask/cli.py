@@ -155,12 +155,6 @@ def _first_sentence(err: BaseException, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _perturb_mask_schedule(budget: int) -> tuple[int, int]:
-    """``(n_iter, n_chains)`` of PerturbMask at ``budget`` forwards, as in ``default_methods``."""
-    n_iter = min(2, budget)
-    return n_iter, max(1, budget // n_iter)
-
-
 class _CountForwards:
     """Counts the rows that go through a module (forward pre-hook) inside a ``with`` block."""
 
@@ -755,12 +749,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     if args.method == "perturbmask":
-        n_iter, n_chains = _perturb_mask_schedule(args.budget)
         attr = PerturbMask(wrapped).attribute(
             image,
             target=target,
-            n_iter=n_iter,
-            n_chains=n_chains,
+            budget=args.budget,
             seed=args.seed,
             perturbations_per_eval=args.batch_size,
             show_progress=True,

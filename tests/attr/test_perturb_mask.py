@@ -400,3 +400,137 @@ def test_custom_estimator_with_eta_warns() -> None:
             x, target=0, estimator=AverageEstimator(), eta=1.0, **FAST
         )
     assert attr.shape == x.shape
+
+
+# --- mask designs: sequential (default), random, chain -------------------------------------
+
+
+def test_default_design_is_sequential_and_differs_from_random() -> None:
+    model, x = _planted(3)
+    pm = PerturbMask(model)
+    seq = pm.attribute(x, target=0, budget=40, seed=1)
+    assert torch.equal(seq, pm.attribute(x, target=0, budget=40, seed=1, design="sequential"))
+    rnd = pm.attribute(x, target=0, budget=40, seed=1, design="random")
+    # the first halves share their draws; the second halves differ
+    assert not torch.equal(seq, rnd)
+    assert torch.equal(rnd, pm.attribute(x, target=0, budget=40, seed=1, n_iter=1))
+    chain = pm.attribute(x, target=0, n_iter=2, n_chains=20, seed=1)
+    assert torch.equal(chain, pm.attribute(x, target=0, budget=40, seed=1, design="chain"))
+
+
+def test_sequential_batch_and_chunking_invariance() -> None:
+    model = ConvNet().eval()
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    pm = PerturbMask(model)
+    kw = dict(target=1, seed=7, budget=40)
+    full = pm.attribute(x, perturbations_per_eval=64, **kw)
+    assert torch.equal(full, pm.attribute(x, perturbations_per_eval=3, **kw))
+    for k in range(4):
+        single = pm.attribute(x[k : k + 1], **kw)[0]
+        torch.testing.assert_close(single, full[k], rtol=1e-4, atol=1e-5)
+
+
+def test_sequential_uses_the_budget_exactly() -> None:
+    from captum_perturbmask._forward import CountForwards
+
+    model, x = _planted(4)
+    for budget in (1, 2, 37):
+        with CountForwards(model) as counter:
+            PerturbMask(model).attribute(x, target=0, budget=budget, seed=0)
+        assert counter.rows == x.shape[0] * (budget + 1)
+
+
+class _Recorder(nn.Module):
+    """Logit of the mean of the input inside a box; records every row it sees."""
+
+    def __init__(self, box: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.box, self.rows = box, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows.append(x.detach().clone())
+        t, l, h, w = self.box
+        ev = 8.0 * x[:, :, t : t + h, l : l + w].mean((1, 2, 3)) - 4.0
+        return torch.stack([ev, -ev], 1)
+
+
+def test_sequential_second_half_follows_the_first_fit() -> None:
+    """The second half keeps settled regions (90%) and perturbs the border of the top set."""
+    model = _Recorder((10, 10, 12, 12)).eval()
+    x = torch.ones(1, 1, 32, 32)  # rows are the masks themselves (zero baseline)
+    PerturbMask(model).attribute(x, target=0, budget=200, seed=0, perturbations_per_eval=100)
+    rows = torch.cat(model.rows[1:])  # drop the clean pass
+    first, second = rows[:100], rows[100:]
+    assert abs(float(first.mean()) - 0.7) < 0.05  # keep_prob
+    assert float(second.mean()) > float(first.mean()) + 0.08  # most cells settled: kept 90%
+    inside = second[:, :, 10:22, 10:22].mean()
+    far = torch.cat([second[:, :, :, :4].flatten(), second[:, :, :, -4:].flatten()]).mean()
+    assert float(far) > float(inside) + 0.1  # the evidence box's cells are perturbed more
+
+
+def test_sequential_keep_reference_values() -> None:
+    from captum_perturbmask.attr.perturb_mask import sequential_keep
+
+    s = torch.tensor([[0.0, 1.0, 2.0, 3.0, 10.0]])
+    q = sequential_keep(s, torch.full_like(s, 0.5), top=0.4)  # threshold: the 2nd largest, 3
+    expected = 0.9 - 0.4 * torch.exp(-0.5 * ((s - 3.0) / 0.5) ** 2)
+    torch.testing.assert_close(q, expected)
+    assert float(q[0, 3]) == pytest.approx(0.5) and float(q[0, 0]) == pytest.approx(0.9)
+    assert ((q >= 0.5 - 1e-6) & (q <= 0.9 + 1e-6)).all()
+
+
+def test_keep_probability_reads_the_map_at_cell_centres() -> None:
+    """A fine map that is a ramp along x is read at each cell's centre after the shift."""
+    from captum_perturbmask.attr._masks import MaskDesign
+
+    x = torch.zeros(1, 1, 12, 12)
+    design = MaskDesign((x,), None, (3, 3), (6, 6), torch.float32)
+    q = torch.arange(6.0).repeat(6)[None]  # value = fine column j, centred at pixel 2j + 1
+    shifts = torch.tensor([[0, 0], [0, 3]])
+    got = design.keep_probability(q, shifts, 2).reshape(1, 2, 3, 3)
+    # cell i's centre: (i + 0.5) * 16 / 3 - shift (upsampled to 16 px, cropped); ramp x / 2 - 0.5
+    want = torch.tensor([[5 / 6, 3.5, 5.0], [0.0, 2.0, 14 / 3]])
+    torch.testing.assert_close(got[0, :, 0, :], want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[0, :, 0, :], got[0, :, 2, :])  # rows see the same ramp
+
+
+def test_regression_posterior_standard_errors() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 400, 3, generator=g, dtype=torch.float64)
+    y = x @ torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+    y = y + 0.1 * torch.randn(1, 400, generator=g, dtype=torch.float64)
+    est = RegressionEstimator(eta=0.0, ridge=1e-9)
+    est.reset(1, 3, torch.device("cpu"), torch.float64)
+    est.update(x, torch.sigmoid(y), y)
+    lap = torch.zeros(3, 3, dtype=torch.float64)
+    s, sd = est.posterior(lap)
+    torch.testing.assert_close(s, est.solve(lap))
+    # OLS standard error: sigma / sqrt(N var(x)) = 0.1 / sqrt(400 / 12) ~ 0.017
+    assert ((sd > 0.012) & (sd < 0.024)).all(), sd
+    est.update(x, torch.sigmoid(y), y)  # the same rows twice: same fit, sd / sqrt(2)
+    s2, sd2 = est.posterior(lap)
+    torch.testing.assert_close(s2, s)
+    torch.testing.assert_close(sd2, sd / 2**0.5, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(design="bogus"), "design"),
+        (dict(design="random", n_iter=3), "n_iter"),
+        (dict(design="sequential", n_iter=2), "n_iter"),
+        (dict(design="sequential", estimator="average"), "sequential"),
+    ],
+)
+def test_bad_designs(kwargs, match) -> None:
+    model, x = _planted(5)
+    est = kwargs.pop("estimator", "regression")
+    with pytest.raises(ValueError, match=match):
+        PerturbMask(model, estimator=est).attribute(x, target=0, budget=8, **kwargs)
+
+
+def test_average_estimator_defaults_to_the_random_design() -> None:
+    model, x = _planted(6)
+    pm = PerturbMask(model, estimator="average")
+    a = pm.attribute(x, target=0, budget=30, seed=2)
+    assert torch.equal(a, pm.attribute(x, target=0, budget=30, seed=2, design="random"))
