@@ -85,6 +85,8 @@ DESIGNS: dict[str, Spec] = {
     "random": Spec(),
     "chain": Spec(kind="lib-chain"),
     "default": Spec(kind="lib-default"),  # the library's defaults, whatever they are
+    "default-random": Spec(kind="lib-default", rule="random"),  # library, design="random"
+    "default-chain": Spec(kind="lib-default", rule="chain"),  # library, design="chain"
     "lhs": Spec(kind="lhs"),
     "antithetic": Spec(kind="antithetic"),
     "antithetic-0.5": Spec(kind="antithetic", keep=0.5),
@@ -385,8 +387,9 @@ def attribute(bed: bedlib.Bed, method: str, budget: int, seed: int) -> Tensor:
         )[:, :1]
     spec = DESIGNS[method]
     if spec.kind == "lib-default":
+        kw = {"design": spec.rule} if spec.rule else {}
         return PerturbMask(bed.model).attribute(
-            x, target=y, budget=budget, seed=seed, perturbations_per_eval=ppe
+            x, target=y, budget=budget, seed=seed, perturbations_per_eval=ppe, **kw
         )[:, :1]
     if spec.kind == "lib-chain":
         return PerturbMask(bed.model).attribute(
@@ -436,7 +439,7 @@ def result(bed: bedlib.Bed, method: str, budget: int, seeds: int, n: int) -> dic
     label = method
     method, budget = split_budget(method, budget)
     key = {"bed": bed.name, "n": n, "method": method, "budget": budget, "seeds": seeds}
-    if method == "default":
+    if method.startswith("default"):
         key["library"] = library_defaults()
     if not method.startswith("RISE-"):
         spec = asdict(DESIGNS[method])
