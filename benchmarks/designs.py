@@ -515,6 +515,56 @@ def table(name: str, res: dict[str, dict], base: str, refs: list[str]) -> list[s
     return lines
 
 
+def verdict(d: Tensor, higher_better: bool = True) -> str:
+    """``d`` per-image differences -> 'Δ ± h' with win / tie / loss."""
+    m, h = ci(d)
+    lo, hi = m - h, m + h
+    good = lo > 0 if higher_better else hi < 0
+    bad = hi < 0 if higher_better else lo > 0
+    word = "**win**" if good else ("_loss_" if bad else "tie")
+    return f"{m:+.3f} ± {h:.3f} {word}"
+
+
+def goals(name: str, res: dict[str, dict]) -> list[str]:
+    """The goals of the study for one bed (rows of a Markdown table)."""
+    pm, pm100 = res.get("default"), res.get("default@100")
+    r400, r1000, r4000 = res.get("RISE-400"), res.get("RISE-1000"), res.get("RISE-4000")
+    cells = [name]
+    cells.append(verdict(pm["insertion"] - r4000["insertion"]))
+    cells.append(verdict(pm["deletion"] - r4000["deletion"], higher_better=False))
+    m, h = ci(pm["top5"])
+    cells.append(f"{m:.3f} ± {h:.3f} {'**met**' if m >= 0.9 else '_not met_'}")
+    if "iou" in pm:
+        cells.append(verdict(pm["iou"] - r400["iou"]))
+    else:
+        cells.append("–")
+    cells.append(verdict(pm100["insertion"] - r1000["insertion"]))
+    cells.append(verdict(pm100["deletion"] - r1000["deletion"], higher_better=False))
+    cells.append(verdict(pm100["top5"] - r1000["top5"]))
+    return ["| " + " | ".join(cells) + " |"]
+
+
+GOALS_HEAD = [
+    "| bed | PM-400 − RISE-4000 insertion ↑ | PM-400 − RISE-4000 deletion ↓ | PM-400 top-5% "
+    "overlap (goal ≥ 0.9) | PM-400 − RISE-400 IoU ↑ | PM-100 − RISE-1000 insertion ↑ | "
+    "PM-100 − RISE-1000 deletion ↓ | PM-100 − RISE-1000 top-5% ↑ |",
+    "|---|---|---|---|---|---|---|---|",
+]
+
+
+def compact(name: str, res: dict[str, dict]) -> list[str]:
+    """Absolute scores of every method on one bed."""
+    lines = [f"\n#### {name}\n", "| method | insertion ↑ | deletion ↓ | IoU ↑ | pointing ↑ | "
+             "top-5% ↑ | Spearman ↑ | s/seed |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for mname, sc in res.items():
+        lines.append(
+            f"| {mname} | {f(sc['insertion'])} | {f(sc['deletion'])} | {f(sc.get('iou'))} | "
+            f"{f(sc.get('pointing'))} | {f(sc.get('top5'))} | {f(sc.get('spearman'))} | "
+            f"{float(sc['seconds']):.1f} |"
+        )
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--beds", nargs="+", default=list(bedlib.TUNING))
@@ -526,6 +576,10 @@ def main() -> None:
     ap.add_argument("--rise4000-seeds", type=int, default=1, help="seeds of RISE-4000")
     ap.add_argument("--rise1000-seeds", type=int, default=None, help="default: --seeds")
     ap.add_argument("--no-table", action="store_true", help="compute (and cache) only")
+    ap.add_argument(
+        "--goals", action="store_true",
+        help="the goals report: default @400/@100 vs RISE-400/1000/4000 and vs random/chain",
+    )  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="20 images, 2 seeds, QUICK designs")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -541,6 +595,7 @@ def main() -> None:
         "over images); **bold** = interval on the good side of 0, _underscored_ = on the bad "
         "side.",
     ]
+    goal_rows: list[str] = []
     for name in args.beds:
         n = args.n_images if not name.startswith("planted-224") else min(args.n_images, 30)
         bed = bedlib.get(name, n)
@@ -554,9 +609,17 @@ def main() -> None:
             res[r] = result(bed, r, REFS[r], seeds, n)
         if args.no_table or not designs:
             continue
+        if args.goals:
+            goal_rows += goals(f"{name} ({n} images)", res)
+            lines += compact(f"{name} ({n} images)", res)
+            lines += table(f"{name}: paired differences", res, designs[0], [])
+            continue
         lines += table(f"{name} ({n} images)", res, designs[0], [r for r in args.refs])
         print("\n".join(lines[-len(res) - 4 :]), flush=True)
+    if args.goals:
+        lines = [lines[0], "", *GOALS_HEAD, *goal_rows, *lines[1:]]
     text = "\n".join(lines) + "\n"
+    print(text)
     if args.out:
         Path(args.out).write_text(text)
 
