@@ -163,21 +163,21 @@ class PerturbMask(PerturbationAttribution):
     default estimator is a regression of the target's log-odds on how much of each region a mask
     keeps, with the poster's total-variation term :math:`V` as a smoothness prior.
 
-    Which masks (``design=``). By default (``"sequential"``) half the budget is spent on random
-    masks, the regression is fitted, and the other half is drawn where that fit is unsure: cells
-    near the border of the top 10% of the map are switched off half of the time, settled cells
-    10% of the time; the regression is refitted on all masks (a regression stays valid under
-    any design). This is the poster's adaptive idea in the form that measured best: against
-    the same budget of purely random masks (``design="random"``) it raised run-to-run
-    consistency and lowered deletion on the benchmark beds (``docs/algorithm.rst``, "Which
-    design, and why"). The poster's on/off chain is ``design="chain"`` (or any ``n_iter``).
+    Which masks (``design=``). By default every mask is random (``design="random"``). The
+    poster's adaptive idea is available in two forms: ``design="sequential"`` spends half the
+    budget on random masks, fits, and draws the other half where that fit's top set is unsure,
+    then refits on all masks (a regression stays valid under any design); ``design="chain"``
+    runs the poster's on/off chains. Neither beat random masks on the held-out benchmark bed, so
+    neither is the default (``docs/algorithm.rst``, "Which design, and why"): the sequential
+    design raised run-to-run consistency on some beds and tied elsewhere; the chain tied or
+    lost.
 
     Algorithm 1, line by line (default ``variant="adaptive"``):
 
     * Init M_0: each of ``n_chains`` chains starts from a random on-set (each cell on with
-      probability ``keep_prob``; ``initial_mask="ones"`` keeps all). With the default
-      sequential design every chain is one mask (``n_iter = 1``) and the second half's cells
-      are on with the probabilities of :func:`sequential_keep`.
+      probability ``keep_prob``; ``initial_mask="ones"`` keeps all). With the default random
+      design every chain is one mask (``n_iter = 1``); with ``design="sequential"`` the second
+      half's cells are on with the probabilities of :func:`sequential_keep`.
     * ``for i = 1 to N``: ``n_iter`` iterations; the chains of all inputs advance together.
     * M <- upsample(M_{i-1}): the binary on-set of a ``grid_size`` grid upsampled bilinearly
       (linearly for series) with a random sub-cell shift, as in RISE.
@@ -288,14 +288,14 @@ class PerturbMask(PerturbationAttribution):
             budget: forward passes per input (default 400).
             design: which masks are evaluated (``variant="adaptive"``):
 
-                * ``"sequential"`` (default with the regression estimator): half the budget
-                  random masks; the regression is fitted; the other half is drawn with a
-                  keep-probability per cell that follows that fit — cells whose membership of
-                  the top 10% of the map is uncertain (score within a few standard errors of
-                  the top-10% threshold) are kept with probability 0.5, settled cells with 0.9
-                  — and the regression is refitted on all masks;
-                * ``"random"``: every mask random (``keep_prob``), RISE-style; the default
-                  with other estimators;
+                * ``"random"`` (default): every mask random (each cell kept with
+                  ``keep_prob``), upsampled with a random shift, RISE-style;
+                * ``"sequential"``: half the budget random masks; the regression is fitted;
+                  the other half is drawn with a keep-probability per cell that follows that
+                  fit — cells whose membership of the top 10% of the map is uncertain (score
+                  within a few standard errors of the top-10% threshold) are kept with
+                  probability 0.5, settled cells with 0.9 — and the regression is refitted on
+                  all masks (regression estimator only);
                 * ``"chain"``: the poster's on/off chains, ``n_iter`` steps (default 2) of
                   ``budget // n_iter`` chains (chosen automatically when ``n_iter`` is given;
                   ``n_iter=1`` is the random design).
@@ -446,14 +446,11 @@ def _check_estimator(estimator: object) -> str | Estimator:
 def _resolve_design(
     design: object, n_iter: int | None, estimator: str | Estimator, variant: str
 ) -> str:
-    """The mask design: ``design`` if given (checked against ``n_iter``), else ``"chain"`` when
-    ``n_iter`` is given (a 1-step chain is the random design), ``"sequential"`` for an
-    estimator with a ``posterior`` method (the regression), ``"random"`` otherwise."""
-    sequential_ok = estimator == "regression" or callable(getattr(estimator, "posterior", None))
+    """The mask design: ``design`` if given (checked against ``n_iter`` and the estimator),
+    else ``"chain"`` when ``n_iter`` is given (a 1-step chain is the random design) or for the
+    literal variant, ``"random"`` otherwise."""
     if design is None:
-        if variant == "literal" or n_iter is not None:
-            return "chain"
-        return "sequential" if sequential_ok else "random"
+        return "chain" if variant == "literal" or n_iter is not None else "random"
     design = check_choice(design, "design", DESIGNS)
     if variant == "literal" and design != "chain":
         raise ValueError(f"variant='literal' runs chains; got design={design!r}")
@@ -462,7 +459,9 @@ def _resolve_design(
             f"`n_iter`={n_iter} steps only apply to design='chain'; got design={design!r} "
             "(give `budget` or `n_chains` for the number of masks)"
         )
-    if design == "sequential" and not sequential_ok:
+    if design == "sequential" and not (
+        estimator == "regression" or callable(getattr(estimator, "posterior", None))
+    ):
         raise ValueError(
             "design='sequential' needs the regression estimator (an estimator with a "
             f"`posterior` method); got {type(estimator).__name__}: use design='random'"
