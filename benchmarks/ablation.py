@@ -26,7 +26,11 @@ from captum_perturbmask.attr.estimators import RegressionEstimator  # noqa: E402
 from captum_perturbmask.data import load_default_classifier, make_digits_clutter  # noqa: E402
 
 CONFIGS: dict[str, dict] = {
-    "default (2 x 200, n1 = n2 = 0.5, regression, eta 3)": {},
+    "default (400 random masks, grid 6, regression, eta 10)": {},
+    "earlier default (2 x 200 chains, grid 8, eta 3)": dict(
+        design="chain", n_iter=2, n_chains=200, grid_size=8, eta=3.0
+    ),
+    "sequential design (design='sequential')": dict(design="sequential"),
     "literal reading (25 x 16, n1 0.3, n2 0.7, eta 0.05)": dict(
         variant="literal", n_iter=25, n_chains=16, n1=0.3, n2=0.7
     ),
@@ -34,7 +38,7 @@ CONFIGS: dict[str, dict] = {
     "estimator: regression on clipped logit (|y| <= 9.21)": dict(
         estimator=RegressionEstimator(eta=3.0, max_log_odds=9.21)
     ),
-    "no chain step (1 x 400, pure random masks)": dict(n_iter=1, n_chains=400),
+    "chain step (2 x 200, on/off chains)": dict(n_iter=2, n_chains=200),
     "chains x iterations 4 x 100": dict(n_iter=4, n_chains=100),
     "chains x iterations 8 x 50": dict(n_iter=8, n_chains=50),
     "chains x iterations 25 x 16": dict(n_iter=25, n_chains=16),

@@ -184,7 +184,7 @@ class PerturbMask(PerturbationAttribution):
     * p_i = f(I * M): one batched forward of the masked inputs; ``confidence`` maps the output
       to [0, 1] (softmax over classes by default) and the log-odds come from the raw logits,
       so they never saturate.
-    * dp = |p_i - p_{i-1}|: used by ``variant="literal"`` only; crediting it rewards cells
+    * ``dp = |p_i - p_{i-1}|``: used by ``variant="literal"`` only; crediting it rewards cells
       present when the confidence *changes* and is no better than a random map.
     * Lambda_1, Lambda_2, Lambda_on, Lambda_off: :func:`chain_step` draws ``n1 * p_i``
       (a fraction of the grid) cells of Lambda_on and ``n2 * (1 - p_i)`` cells of Lambda_off
