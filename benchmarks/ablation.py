@@ -36,7 +36,7 @@ CONFIGS: dict[str, dict] = {
     ),
     "estimator: average sum(p m) / sum(m)": dict(estimator="average"),
     "estimator: regression on clipped logit (|y| <= 9.21)": dict(
-        estimator=RegressionEstimator(eta=3.0, max_log_odds=9.21)
+        estimator=RegressionEstimator(eta=10.0, max_log_odds=9.21)
     ),
     "chain step (2 x 200, on/off chains)": dict(n_iter=2, n_chains=200),
     "chains x iterations 4 x 100": dict(n_iter=4, n_chains=100),
@@ -44,8 +44,8 @@ CONFIGS: dict[str, dict] = {
     "chains x iterations 25 x 16": dict(n_iter=25, n_chains=16),
     "n1 = 0.3, n2 = 0.7": dict(n1=0.3, n2=0.7),
     "eta 1": dict(estimator=RegressionEstimator(eta=1.0)),
-    "eta 10": dict(estimator=RegressionEstimator(eta=10.0)),
-    "grid 6 x 6": dict(grid_size=6),
+    "eta 3": dict(estimator=RegressionEstimator(eta=3.0)),
+    "grid 8 x 8": dict(grid_size=8),
     "grid 10 x 10": dict(grid_size=10),
     "keep_prob 0.5": dict(keep_prob=0.5),
     "initial mask ones": dict(initial_mask="ones"),
