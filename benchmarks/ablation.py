@@ -1,8 +1,9 @@
 """Ablation of PerturbMask's readings and knobs at a fixed budget (400 forward passes).
 
-Literal reading vs the default; estimator (regression, average, clipped logit); chains x
-iterations; n1, n2; eta; grid size; initial mask; random shifts; and the pure-random design
-(one iteration: no chain step). Same held-out digits and shipped classifier for every row.
+Literal reading vs the default (random masks); the earlier default (2-step chains, 8 x 8 grid,
+eta 3); the sequential design; estimator (regression, average, clipped logit); chains x
+iterations; n1, n2; eta; grid size; initial mask; random shifts. Same held-out digits and
+shipped classifier for every row.
 
     python benchmarks/ablation.py [--n-images 40] [--seeds 2]
 
