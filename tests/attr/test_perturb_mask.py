@@ -481,40 +481,6 @@ def test_sequential_keep_reference_values() -> None:
     assert ((q >= 0.5 - 1e-6) & (q <= 0.9 + 1e-6)).all()
 
 
-def test_keep_probability_reads_the_map_at_cell_centres() -> None:
-    """A fine map that is a ramp along x is read at each cell's centre after the shift."""
-    from captum_perturbmask.attr._masks import MaskDesign
-
-    x = torch.zeros(1, 1, 12, 12)
-    design = MaskDesign((x,), None, (3, 3), (6, 6), torch.float32)
-    q = torch.arange(6.0).repeat(6)[None]  # value = fine column j, centred at pixel 2j + 1
-    shifts = torch.tensor([[0, 0], [0, 3]])
-    got = design.keep_probability(q, shifts, 2).reshape(1, 2, 3, 3)
-    # cell i's centre: (i + 0.5) * 16 / 3 - shift (upsampled to 16 px, cropped); ramp x / 2 - 0.5
-    want = torch.tensor([[5 / 6, 3.5, 5.0], [0.0, 2.0, 14 / 3]])
-    torch.testing.assert_close(got[0, :, 0, :], want, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got[0, :, 0, :], got[0, :, 2, :])  # rows see the same ramp
-
-
-def test_regression_posterior_standard_errors() -> None:
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 400, 3, generator=g, dtype=torch.float64)
-    y = x @ torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
-    y = y + 0.1 * torch.randn(1, 400, generator=g, dtype=torch.float64)
-    est = RegressionEstimator(eta=0.0, ridge=1e-9)
-    est.reset(1, 3, torch.device("cpu"), torch.float64)
-    est.update(x, torch.sigmoid(y), y)
-    lap = torch.zeros(3, 3, dtype=torch.float64)
-    s, sd = est.posterior(lap)
-    torch.testing.assert_close(s, est.solve(lap))
-    # OLS standard error: sigma / sqrt(N var(x)) = 0.1 / sqrt(400 / 12) ~ 0.017
-    assert ((sd > 0.012) & (sd < 0.024)).all(), sd
-    est.update(x, torch.sigmoid(y), y)  # the same rows twice: same fit, sd / sqrt(2)
-    s2, sd2 = est.posterior(lap)
-    torch.testing.assert_close(s2, s)
-    torch.testing.assert_close(sd2, sd / 2**0.5, rtol=1e-6, atol=1e-9)
-
-
 @pytest.mark.parametrize(
     "kwargs, match",
     [
