@@ -164,7 +164,7 @@ def default_methods(
 ) -> dict[str, AttributionFn]:
     """The methods :func:`compare` runs when ``methods=None``, at a common forward budget.
 
-    * ``PerturbMask``: its defaults at ``budget`` forwards per input (the sequential design);
+    * ``PerturbMask``: its defaults at ``budget`` forwards per input (random masks);
     * ``RISE``: ``n_masks = budget``;
     * ``GradCAM``: :class:`captum.attr.LayerGradCam` on the model's last registered
       :class:`~torch.nn.Conv2d` (ReLU applied), bilinearly upsampled with
