@@ -18,9 +18,16 @@ mask keeps), so differences come from the masks alone. Designs (``DESIGNS``):
   membership of the top set is uncertain), and refit on all masks; ``-is`` variants weight the
   masks by the balance-heuristic importance weight so the fit targets the random design's
   regression (bias corrected).
-* knobs of the random design: ``keep``, ``eta``, ``grid``, ``fine``.
+* knobs of the random design: ``keep``, ``eta``, ``grid``, ``fine``; ``eta`` chosen by GCV.
+* ``default``, ``default-random``, ``default-sequential``, ``default-chain``: the library itself
+  (``PerturbMask(...).attribute(design=...)`` with its default knobs); ``NAME@100`` runs any
+  method at another budget (the moonshot rows).
 
-    python benchmarks/designs.py --quick              # 30 images, 2 seeds, tuning beds
+The prototype designs above (``random``, ``seq-*``, ...) re-implement the mask loop here with the
+knobs of the study's start (8 x 8 grid, eta 3) unless a name says otherwise (``g6e10-*``:
+grid 6, eta 10); the winners were then ported to the library and re-measured as ``default-*``.
+
+    python benchmarks/designs.py --quick              # 20 images, 2 seeds, tuning beds
     python benchmarks/designs.py --beds digits --n-images 100 --seeds 3 --designs random chain
 
 Results per (bed, method, images, seeds) are cached in ``benchmarks/.cache/designs`` so reruns
@@ -125,8 +132,8 @@ DESIGNS: dict[str, Spec] = {
     "multiscale-eta10": Spec(kind="multiscale", eta=10.0),
     "multiscale-fine12": Spec(kind="multiscale", fine=12),
 }
-QUICK = ["random", "chain", "antithetic-0.5", "lhs", "seq-focus", "seq-boundary", "seq-poster",
-         "multiscale"]  # fmt: skip
+QUICK = ["default-random", "default-sequential", "default-chain", "random", "g6e10-lhs",
+         "multiscale-468-eta10", "seq-poster"]  # fmt: skip
 NEW_FIELDS = {"scales": (), "etas": ()}
 REFS = {"RISE-400": 400, "RISE-1000": 1000, "RISE-4000": 4000}
 
