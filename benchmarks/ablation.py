@@ -1,8 +1,9 @@
 """Ablation of PerturbMask's readings and knobs at a fixed budget (400 forward passes).
 
-Literal reading vs the default; estimator (regression, average, clipped logit); chains x
-iterations; n1, n2; eta; grid size; initial mask; random shifts; and the pure-random design
-(one iteration: no chain step). Same held-out digits and shipped classifier for every row.
+Literal reading vs the default (random masks); the earlier default (2-step chains, 8 x 8 grid,
+eta 3); the sequential design; estimator (regression, average, clipped logit); chains x
+iterations; n1, n2; eta; grid size; initial mask; random shifts. Same held-out digits and
+shipped classifier for every row.
 
     python benchmarks/ablation.py [--n-images 40] [--seeds 2]
 
@@ -26,22 +27,26 @@ from captum_perturbmask.attr.estimators import RegressionEstimator  # noqa: E402
 from captum_perturbmask.data import load_default_classifier, make_digits_clutter  # noqa: E402
 
 CONFIGS: dict[str, dict] = {
-    "default (2 x 200, n1 = n2 = 0.5, regression, eta 3)": {},
+    "default (400 random masks, grid 6, regression, eta 10)": {},
+    "earlier default (2 x 200 chains, grid 8, eta 3)": dict(
+        design="chain", n_iter=2, n_chains=200, grid_size=8, eta=3.0
+    ),
+    "sequential design (design='sequential')": dict(design="sequential"),
     "literal reading (25 x 16, n1 0.3, n2 0.7, eta 0.05)": dict(
         variant="literal", n_iter=25, n_chains=16, n1=0.3, n2=0.7
     ),
     "estimator: average sum(p m) / sum(m)": dict(estimator="average"),
     "estimator: regression on clipped logit (|y| <= 9.21)": dict(
-        estimator=RegressionEstimator(eta=3.0, max_log_odds=9.21)
+        estimator=RegressionEstimator(eta=10.0, max_log_odds=9.21)
     ),
-    "no chain step (1 x 400, pure random masks)": dict(n_iter=1, n_chains=400),
+    "chain step (2 x 200, on/off chains)": dict(n_iter=2, n_chains=200),
     "chains x iterations 4 x 100": dict(n_iter=4, n_chains=100),
     "chains x iterations 8 x 50": dict(n_iter=8, n_chains=50),
     "chains x iterations 25 x 16": dict(n_iter=25, n_chains=16),
     "n1 = 0.3, n2 = 0.7": dict(n1=0.3, n2=0.7),
     "eta 1": dict(estimator=RegressionEstimator(eta=1.0)),
-    "eta 10": dict(estimator=RegressionEstimator(eta=10.0)),
-    "grid 6 x 6": dict(grid_size=6),
+    "eta 3": dict(estimator=RegressionEstimator(eta=3.0)),
+    "grid 8 x 8": dict(grid_size=8),
     "grid 10 x 10": dict(grid_size=10),
     "keep_prob 0.5": dict(keep_prob=0.5),
     "initial mask ones": dict(initial_mask="ones"),

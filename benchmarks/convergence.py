@@ -1,12 +1,14 @@
 """AUC and consistency as functions of the forward budget: PerturbMask vs RISE.
 
 The poster's second figure. For each budget (forward passes per input), both methods explain
-the same held-out digits with the shipped classifier for several seeds; insertion↑ and
-deletion↓ (seed 0) and the top-5% run-to-run overlap (all seeds) are plotted against the budget.
+the same images of a bed (``beds.py``; default the held-out digits with the shipped classifier)
+for several seeds; insertion↑ and deletion↓ (seed 0) and the top-5% run-to-run overlap (all
+seeds) are plotted against the budget. PerturbMask runs with its defaults at each ``budget``.
 
-    python benchmarks/convergence.py [--n-images 30] [--seeds 2] [--budgets 50 100 400 2000]
+    python benchmarks/convergence.py [--bed digits] [--n-images 30] [--seeds 2]
+        [--budgets 50 100 400 2000]
 
-Writes ``benchmarks/results/convergence.{csv,png,md}``.
+Writes ``benchmarks/results/convergence[-BED].{csv,png,md}`` (no suffix for ``digits``).
 """
 
 from __future__ import annotations
@@ -24,26 +26,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+import beds as bedlib  # noqa: E402
 from _bench import consistency, mean_ci, score_maps  # noqa: E402
 
 from captum_perturbmask import RISE, PerturbMask  # noqa: E402
-from captum_perturbmask.data import load_default_classifier, make_digits_clutter  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bed", default="digits", choices=list(bedlib.BEDS))
     ap.add_argument("--n-images", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200, 400, 1000, 2000])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
-    data = make_digits_clutter("test", n=args.n_images, seed=0)
-    model = load_default_classifier()
-    x, y = data.images, data.labels
+    torch.set_num_threads(1)
+    bed = bedlib.get(args.bed, args.n_images)
+    model, x, y = bed.model, bed.inputs, bed.targets
+    suffix = "" if args.bed == "digits" else f"-{args.bed}"
     pm, rise = PerturbMask(model), RISE(model)
     methods = {
         "PerturbMask": lambda b, s: pm.attribute(
-            x, target=y, n_iter=2, n_chains=max(1, b // 2), seed=s, perturbations_per_eval=512
+            x, target=y, budget=b, seed=s, perturbations_per_eval=512
         ),
         "RISE": lambda b, s: rise.attribute(
             x, target=y, n_masks=b, seed=s, perturbations_per_eval=512
@@ -69,7 +73,7 @@ def main() -> None:
             )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "convergence.csv", "w", newline="") as f:
+    with open(out / f"convergence{suffix}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -92,9 +96,9 @@ def main() -> None:
         ax.set_title(label)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle(f"Convergence on {len(x)} held-out digits ({args.seeds} seeds)")
+    fig.suptitle(f"Convergence on {len(x)} images of {args.bed} ({args.seeds} seeds)")
     fig.tight_layout()
-    fig.savefig(out / "convergence.png", dpi=90)
+    fig.savefig(out / f"convergence{suffix}.png", dpi=90)
     lines = [
         f"`python benchmarks/convergence.py {' '.join(sys.argv[1:])}` "
         f"({torch.get_num_threads()} threads, torch {torch.__version__}, "
@@ -109,7 +113,7 @@ def main() -> None:
             f"{r.get('top5', float('nan')):.3f} | {r.get('spearman', float('nan')):.3f} | "
             f"{r['seconds_per_input']:.3f} |"
         )
-    (out / "convergence.md").write_text("\n".join(lines) + "\n")
+    (out / f"convergence{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -160,7 +160,7 @@ def default_methods(
 
     Images :math:`(B, C, H, W)`:
 
-    * ``PerturbMask``: ``budget`` forwards (``PerturbMask.attribute(budget=...)``);
+    * ``PerturbMask``: its defaults at ``budget`` forwards per input;
     * ``RISE``: ``n_masks = budget``;
     * ``GradCAM``: :class:`captum.attr.LayerGradCam` on the model's last registered
       :class:`~torch.nn.Conv2d` (ReLU applied), bilinearly upsampled with

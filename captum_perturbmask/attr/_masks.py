@@ -129,6 +129,36 @@ class GridPart:
             up = up.gather(2 + d, idx)
         return up
 
+    def keep_probability(self, q: Tensor, shifts: Tensor | None) -> Tensor:
+        """Per-cell keep-probabilities ``(B, R, n_cells)`` for masks with ``shifts`` ``(R, nd)``:
+        the fine-grid map ``q`` ``(B, n_feat)`` read (bilinearly) where each cell's centre lands
+        in the image once the mask is upsampled and shifted."""
+        b, r = q.shape[0], 1 if shifts is None else shifts.shape[0]
+        coords = []
+        for d, (g, n) in enumerate(zip(self.grid, self.spatial, strict=True)):
+            centre = torch.arange(g, device=q.device, dtype=q.dtype) + 0.5
+            if shifts is None:  # plain upsampling to the input size
+                pos = (centre * n / g).expand(r, g)
+            else:  # upsampled to (g + 1) * cell and cropped at the shift
+                up = self.up[d]
+                pos = centre * up / g - shifts[:, d : d + 1].to(q.dtype)
+            coords.append(pos / n * 2 - 1)  # grid_sample's [-1, 1], align_corners=False
+        if len(coords) == 1:  # a series: one row
+            gx = coords[0]
+            gy = torch.zeros_like(gx)
+            fine = (1, self.fine[0])
+        else:
+            gy = coords[0][:, :, None].expand(r, *self.grid)
+            gx = coords[1][:, None, :].expand(r, *self.grid)
+            fine = self.fine
+        grid = torch.stack([gx.reshape(r, -1), gy.reshape(r, -1)], -1)  # (R, n_cells, 2)
+        grid = grid.reshape(1, r * self.n_cells, 1, 2).expand(b, -1, -1, -1)
+        out = F.grid_sample(
+            q.reshape(b, 1, *fine), grid, mode="bilinear", padding_mode="border",
+            align_corners=False,
+        )  # fmt: skip
+        return out.reshape(b, r, self.n_cells)
+
     def features(self, mask: Tensor) -> Tensor:
         """Fraction of each fine cell kept: ``(R, 1, *spatial)`` -> ``(R, n_feat)``."""
         pool = F.adaptive_avg_pool2d if len(self.spatial) == 2 else F.adaptive_avg_pool1d
@@ -189,6 +219,10 @@ class GroupPart:
 
     def cell_laplacian(self, examples: slice | None = None) -> Tensor:
         return self.laplacian(examples)
+
+    def keep_probability(self, q: Tensor, rows: int) -> Tensor:
+        """Groups are cells and features at once: ``(B, K)`` -> ``(B, rows, K)``."""
+        return q.unsqueeze(1).expand(-1, rows, -1)
 
     def render(self, cells: Tensor, index: Tensor) -> list[Tensor]:
         """``(R, K)`` cells -> one ``(R, *shape_t)`` mask per covered tensor."""
@@ -290,6 +324,18 @@ class MaskDesign:
             return torch.zeros(n, 0, dtype=torch.long, device=self.device)
         u = torch.rand(n, self.n_shift, generator=generator, device=self.device)
         return (u * self.shift_high).long()
+
+    def keep_probability(self, q: Tensor, shifts: Tensor | None, rows: int) -> Tensor:
+        """Per-cell keep-probabilities ``(B, rows, n_cells)`` of ``rows`` masks from a map of
+        keep-probabilities over the features ``q`` ``(B, n_feat)`` (see
+        :meth:`GridPart.keep_probability`); ``shifts`` ``(rows, n_shift)`` or ``None``."""
+        out = []
+        for p, fs, ss in zip(self.parts, self.feat_slices, self.shift_slices, strict=True):
+            if isinstance(p, GridPart):
+                out.append(p.keep_probability(q[:, fs], None if shifts is None else shifts[:, ss]))
+            else:
+                out.append(p.keep_probability(q[:, fs], rows))
+        return torch.cat(out, -1)
 
     def render(
         self, cells: Tensor, shifts: Tensor | None, index: Tensor

@@ -93,6 +93,7 @@ class RegressionEstimator(Estimator):
         self.n = torch.zeros((), **z)
         self.sx = torch.zeros(batch, n_features, **z)
         self.sy = torch.zeros(batch, **z)
+        self.syy = torch.zeros(batch, **z)
         self.sxx = torch.zeros(batch, n_features, n_features, **z)
         self.sxy = torch.zeros(batch, n_features, **z)
 
@@ -111,10 +112,11 @@ class RegressionEstimator(Estimator):
         self.n += x.shape[1]
         self.sx += x.sum(1)
         self.sy += y.sum(1)
+        self.syy += (y * y).sum(1)
         self.sxx += x.transpose(1, 2) @ x
         self.sxy += (x * y.unsqueeze(-1)).sum(1)
 
-    def solve(self, laplacian: Tensor) -> Tensor:
+    def _system(self, laplacian: Tensor) -> tuple[Tensor, ...]:
         n = self.n.clamp_min(1)
         mu, ybar = self.sx / n, self.sy / n
         cov = self.sxx / n - mu.unsqueeze(2) * mu.unsqueeze(1)
@@ -127,7 +129,27 @@ class RegressionEstimator(Estimator):
         # symmetric positive definite: a Cholesky solve in float64 (one per call, not per step)
         chol, _ = torch.linalg.cholesky_ex(a.double())
         s = torch.cholesky_solve(cxy.double().unsqueeze(-1), chol).squeeze(-1)
-        return s.to(cov.dtype)
+        return n, ybar, cov, cxy, chol, s
+
+    def solve(self, laplacian: Tensor) -> Tensor:
+        return self._system(laplacian)[-1].to(self.sx.dtype)
+
+    def posterior(self, laplacian: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The scores :math:`\hat s` and their standard errors, both :math:`(B, F)`.
+
+        The standard error of feature :math:`f` is
+        :math:`\sqrt{\hat\sigma^2 [A^{-1}]_{ff} / N}` with :math:`A` the penalised normal
+        matrix of :meth:`solve` and :math:`\hat\sigma^2` the mean squared residual: how much
+        the score would move with other masks. Used by the sequential design.
+        """
+        n, ybar, cov, cxy, chol, s = self._system(laplacian)
+        cov, cxy = cov.double(), cxy.double()
+        vy = self.syy.double() / n - ybar.double() ** 2
+        fit = (s * cxy).sum(1)
+        resid = vy - 2 * fit + (s.unsqueeze(1) @ cov @ s.unsqueeze(2))[:, 0, 0]
+        inv_diag = torch.diagonal(torch.cholesky_inverse(chol), dim1=1, dim2=2)
+        sd = (resid.clamp_min(1e-12)[:, None] * inv_diag / n.double()).sqrt()
+        return s.to(self.sx.dtype), sd.to(self.sx.dtype)
 
 
 class AverageEstimator(Estimator):

@@ -46,8 +46,19 @@ from captum_perturbmask.attr.estimators import AverageEstimator, Estimator, Regr
 
 VARIANTS = ("adaptive", "literal")
 INITIAL_MASKS = ("random", "ones")
+#: Mask designs of the adaptive variant (see :meth:`PerturbMask.attribute`).
+DESIGNS = ("sequential", "random", "chain")
 DEFAULT_BUDGET = 400
-DEFAULT_N_ITER = 2
+#: Chain steps of ``design="chain"`` when ``n_iter`` is not given.
+DEFAULT_CHAIN_STEPS = 2
+#: Default cells per side of the mask grid on images, and the regression's smoothness weight.
+DEFAULT_IMAGE_GRID = 6
+DEFAULT_ETA = 10.0
+#: Sequential design: the share of the budget drawn before the refit, the top set whose border
+#: the second half resolves (a fraction of the features), and the keep-probability range.
+SEQ_FIRST = 0.5
+SEQ_TOP = 0.1
+SEQ_KEEP = (0.5, 0.9)
 #: Chains advanced together; fixed, so results never depend on ``perturbations_per_eval``
 #: or on the batch, and memory never grows with ``n_chains``.
 CHAIN_BLOCK = 256
@@ -89,12 +100,14 @@ def chain_step(on: Tensor, p: Tensor, keys: Tensor, n1: float, n2: float) -> Ten
     return (on & (rank_on < k1.unsqueeze(-1))) | (~on & (rank_off < k2.unsqueeze(-1)))
 
 
-def resolve_budget(budget: object, n_iter: object, n_chains: object) -> tuple[int, int]:
+def resolve_budget(
+    budget: object, n_iter: object, n_chains: object, default_n_iter: int = 1
+) -> tuple[int, int]:
     """``(n_iter, n_chains)`` from the ``budget`` knob and/or the expert knobs.
 
     ``budget`` (forward passes per input, besides the one clean pass) is split into
-    ``n_iter = 2`` steps of ``budget // 2`` chains unless ``n_iter`` or ``n_chains`` is given;
-    giving all three requires ``budget == n_iter * n_chains``.
+    ``n_iter = default_n_iter`` steps of ``budget // n_iter`` chains unless ``n_iter`` or
+    ``n_chains`` is given; giving all three requires ``budget == n_iter * n_chains``.
     """
     if budget is not None:
         budget = check_int(budget, "budget", 1, MAX_BUDGET)
@@ -111,7 +124,7 @@ def resolve_budget(budget: object, n_iter: object, n_chains: object) -> tuple[in
     else:
         budget = DEFAULT_BUDGET if budget is None else budget
         if n_iter is None and n_chains is None:
-            n_iter = min(DEFAULT_N_ITER, budget)
+            n_iter = min(default_n_iter, budget)
         if n_chains is None:
             n_chains = max(1, budget // n_iter)  # type: ignore[operator]
         else:
@@ -150,10 +163,21 @@ class PerturbMask(PerturbationAttribution):
     default estimator is a regression of the target's log-odds on how much of each region a mask
     keeps, with the poster's total-variation term :math:`V` as a smoothness prior.
 
+    Which masks (``design=``). By default every mask is random (``design="random"``). The
+    poster's adaptive idea is available in two forms: ``design="sequential"`` spends half the
+    budget on random masks, fits, and draws the other half where that fit's top set is unsure,
+    then refits on all masks (a regression stays valid under any design); ``design="chain"``
+    runs the poster's on/off chains. Neither beat random masks on the held-out benchmark bed, so
+    neither is the default (``docs/algorithm.rst``, "Which design, and why"): the sequential
+    design raised run-to-run consistency on some beds and tied elsewhere; the chain tied or
+    lost.
+
     Algorithm 1, line by line (default ``variant="adaptive"``):
 
     * Init M_0: each of ``n_chains`` chains starts from a random on-set (each cell on with
-      probability ``keep_prob``; ``initial_mask="ones"`` keeps all).
+      probability ``keep_prob``; ``initial_mask="ones"`` keeps all). With the default random
+      design every chain is one mask (``n_iter = 1``); with ``design="sequential"`` the second
+      half's cells are on with the probabilities of :func:`sequential_keep`.
     * ``for i = 1 to N``: ``n_iter`` iterations; the chains of all inputs advance together.
     * M <- upsample(M_{i-1}): the binary on-set of a ``grid_size`` grid upsampled bilinearly
       (linearly for series) with a random sub-cell shift, as in RISE.
@@ -227,6 +251,7 @@ class PerturbMask(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         *,
         budget: int | None = None,
+        design: str | None = None,
         n_iter: int | None = None,
         n_chains: int | None = None,
         grid_size: int | Sequence[int] | None = None,
@@ -262,16 +287,28 @@ class PerturbMask(PerturbationAttribution):
                 is the batch are gathered per perturbed row).
             feature_mask: integer groups (superpixels, channel segments) broadcastable to the
                 inputs, ids shared across a tuple (Captum convention); replaces the grid.
-            budget: forward passes per input (default 400), split into ``n_iter = 2`` steps of
-                ``budget // 2`` chains; the two knobs below override the split.
-            n_iter: N, iterations (forward passes) per chain.
-            n_chains: independent chains per input.
+            budget: forward passes per input (default 400).
+            design: which masks are evaluated (``variant="adaptive"``):
+
+                * ``"random"`` (default): every mask random (each cell kept with
+                  ``keep_prob``), upsampled with a random shift, RISE-style;
+                * ``"sequential"``: half the budget random masks; the regression is fitted;
+                  the other half is drawn with a keep-probability per cell that follows that
+                  fit — cells whose membership of the top 10% of the map is uncertain (score
+                  within a few standard errors of the top-10% threshold) are kept with
+                  probability 0.5, settled cells with 0.9 — and the regression is refitted on
+                  all masks (regression estimator only);
+                * ``"chain"``: the poster's on/off chains, ``n_iter`` steps (default 2) of
+                  ``budget // n_iter`` chains (chosen automatically when ``n_iter`` is given;
+                  ``n_iter=1`` is the random design).
+            n_iter: N, iterations (forward passes) per chain (``design="chain"``).
+            n_chains: independent chains per input (masks per input for the other designs).
             grid_size: cells of the low-resolution mask M_0 (an int or a pair; one int for
-                series). Default: 8 x 8 on images; ``ceil(T / 8)`` clamped to 8..32 on series.
+                series). Default: 6 x 6 on images; ``ceil(T / 8)`` clamped to 8..32 on series.
             fine_grid_size: cells of the regression features (default ``2 * grid_size``).
-            n1: fraction of the grid kept from Lambda_on (scaled by p_i).
-            n2: fraction of the grid drawn from Lambda_off (scaled by 1 - p_i).
-            eta: weight of the total-variation term V (default 3.0, the regression's
+            n1: fraction of the grid kept from Lambda_on (scaled by p_i; ``design="chain"``).
+            n2: fraction of the grid drawn from Lambda_off (scaled by 1 - p_i; chain).
+            eta: weight of the total-variation term V (default 10.0, the regression's
                 smoothness prior; 0.05 for ``variant="literal"``).
             keep_prob: probability that a cell of M_0 is on.
             initial_mask: M_0: ``"random"`` (each cell on with ``keep_prob``) or ``"ones"``.
@@ -301,7 +338,12 @@ class PerturbMask(PerturbationAttribution):
         check_inputs(inputs_t)
         baselines, target = legacy_order(type(self).__name__, baselines, target, inputs_t)
         est_spec, variant, confidence = self._call_config(estimator, variant, confidence)
-        n_iter, n_chains = resolve_budget(budget, n_iter, n_chains)
+        if n_iter is not None:
+            n_iter = check_int(n_iter, "n_iter")
+        design = _resolve_design(design, n_iter, est_spec, variant)
+        n_iter, n_chains = resolve_budget(
+            budget, n_iter, n_chains, DEFAULT_CHAIN_STEPS if design == "chain" else 1
+        )
         check_int(perturbations_per_eval, "perturbations_per_eval")
         grid = None if grid_size is None else check_size(grid_size, "grid_size")
         fine = None if fine_grid_size is None else check_size(fine_grid_size, "fine_grid_size")
@@ -329,10 +371,13 @@ class PerturbMask(PerturbationAttribution):
             self.forward_func, inputs_t[0].shape[0], target, additional_forward_args, confidence
         )
         p0 = runner.resolve(inputs_t)
-        design = MaskDesign(inputs_t, fmask, grid, fine, dtype)
+        masks = MaskDesign(
+            inputs_t, fmask, grid, fine, dtype,
+            image_grid=8 if variant == "literal" else DEFAULT_IMAGE_GRID,
+        )  # fmt: skip
         knobs = _Knobs(
             n_iter, n_chains, n1, n2, keep_prob, initial_mask, random_shift,
-            perturbations_per_eval, show_progress, seed,
+            perturbations_per_eval, show_progress, seed, design,
         )  # fmt: skip
 
         # masks and estimators in full precision; the model keeps the caller's autocast
@@ -341,12 +386,12 @@ class PerturbMask(PerturbationAttribution):
                 from captum_perturbmask.attr._literal import literal_attribution
 
                 attrs = literal_attribution(
-                    runner, inputs_t, bases, design, p0, knobs, 0.05 if eta is None else eta
+                    runner, inputs_t, bases, masks, p0, knobs, 0.05 if eta is None else eta
                 )
             else:
-                template = _make_estimator(est_spec, 3.0 if eta is None else eta)
-                scores = _run_chains(runner, inputs_t, bases, design, template, knobs)
-                attrs = design.to_attr(scores)
+                template = _make_estimator(est_spec, DEFAULT_ETA if eta is None else eta)
+                scores = _run_chains(runner, inputs_t, bases, masks, template, knobs)
+                attrs = masks.to_attr(scores)
         out = tuple(
             a.to(x.dtype).expand_as(x).contiguous() for a, x in zip(attrs, inputs_t, strict=True)
         )
@@ -382,7 +427,7 @@ class _Knobs:
 
     __slots__ = (
         "n_iter", "n_chains", "n1", "n2", "keep_prob", "initial_mask", "random_shift",
-        "perturbations_per_eval", "show_progress", "seed",
+        "perturbations_per_eval", "show_progress", "seed", "design",
     )  # fmt: skip
 
     def __init__(self, *values: Any) -> None:
@@ -400,6 +445,62 @@ def _check_estimator(estimator: object) -> str | Estimator:
                 f"solve methods; {type(estimator).__name__} has no `{name}` method"
             )
     return estimator  # type: ignore[return-value]
+
+
+def _resolve_design(
+    design: object, n_iter: int | None, estimator: str | Estimator, variant: str
+) -> str:
+    """The mask design: ``design`` if given (checked against ``n_iter`` and the estimator),
+    else ``"chain"`` when ``n_iter`` is given (a 1-step chain is the random design) or for the
+    literal variant, ``"random"`` otherwise."""
+    if design is None:
+        return "chain" if variant == "literal" or n_iter is not None else "random"
+    design = check_choice(design, "design", DESIGNS)
+    if variant == "literal" and design != "chain":
+        raise ValueError(f"variant='literal' runs chains; got design={design!r}")
+    if design != "chain" and n_iter is not None and n_iter > 1:
+        raise ValueError(
+            f"`n_iter`={n_iter} steps only apply to design='chain'; got design={design!r} "
+            "(give `budget` or `n_chains` for the number of masks)"
+        )
+    if design == "sequential" and not (
+        estimator == "regression" or callable(getattr(estimator, "posterior", None))
+    ):
+        raise ValueError(
+            "design='sequential' needs the regression estimator (an estimator with a "
+            f"`posterior` method); got {type(estimator).__name__}: use design='random'"
+        )
+    return design
+
+
+def sequential_keep(scores: Tensor, sd: Tensor, top: float = SEQ_TOP) -> Tensor:
+    r"""Keep-probability of every feature in the second half of the sequential design.
+
+    Cells whose score is near the threshold :math:`\tau` of the top ``top`` fraction, in units
+    of their standard error, are perturbed most: :math:`q = q_{hi} - (q_{hi} - q_{lo})
+    \exp(-z^2 / 2)`, :math:`z = (\hat s - \tau) / \mathrm{se}`, with
+    :math:`(q_{lo}, q_{hi})` = ``SEQ_KEEP`` = (0.5, 0.9): a cell surely in or surely out of the
+    top set is kept 90% of the time, an undecided one half of the time (the most informative
+    Bernoulli draw).
+
+    Args:
+        scores: current scores :math:`(B, F)`.
+        sd: their standard errors :math:`(B, F)`.
+        top: size of the top set, a fraction of the features.
+
+    Returns:
+        Keep-probabilities :math:`(B, F)` in ``SEQ_KEEP``.
+
+    Example:
+        >>> s = torch.tensor([[0.0, 1.0, 2.0, 3.0, 10.0]])
+        >>> sequential_keep(s, torch.full_like(s, 0.5), top=0.4).round(decimals=2)
+        tensor([[0.9000, 0.9000, 0.8500, 0.5000, 0.9000]])
+    """
+    lo, hi = SEQ_KEEP
+    k = max(1, math.ceil(top * scores.shape[1]))
+    tau = scores.topk(k, dim=1).values[:, -1:]
+    z = (scores - tau) / sd.clamp_min(torch.finfo(sd.dtype).tiny)
+    return hi - (hi - lo) * torch.exp(-0.5 * z * z)
 
 
 def _make_estimator(spec: str | Estimator, eta: float) -> Estimator:
@@ -429,19 +530,25 @@ def _run_chains(
     template: Estimator,
     k: _Knobs,
 ) -> Tensor:
-    """The adaptive loop: chains propose masks, the estimator credits their confidences.
+    """The adaptive loop: masks are proposed (random, sequential or chains), the estimator
+    credits their confidences.
 
-    Examples are processed in groups and chains in blocks of :data:`CHAIN_BLOCK`; every group
-    replays the same random draws (the generator is re-seeded), so each example's map does not
-    depend on the batch, the grouping or ``perturbations_per_eval``. Memory is bounded by the
-    group size, the block size and ``perturbations_per_eval`` — never by the budget.
+    Examples are processed in groups and chains (masks) in blocks of :data:`CHAIN_BLOCK`; every
+    group replays the same random draws (the generator is re-seeded), so each example's map
+    does not depend on the batch, the grouping or ``perturbations_per_eval``. Memory is bounded
+    by the group size, the block size and ``perturbations_per_eval`` — never by the budget.
+    The sequential design refits once, between its two halves, on the device (no host sync).
     """
     x0 = inputs[0]
     device, batch, dtype = x0.device, x0.shape[0], design.dtype
     n_cells, n_feat = design.n_cells, design.n_feat
     groups = example_groups(batch, n_feat, torch.empty((), dtype=dtype).element_size())
-    blocks = list(spans(k.n_chains, CHAIN_BLOCK))
-    calls = sum(math.ceil((e - s) / k.perturbations_per_eval) for s, e in blocks)
+    first = k.n_chains
+    if k.design == "sequential" and k.n_chains > 1:
+        first = max(1, min(k.n_chains - 1, round(SEQ_FIRST * k.n_chains)))
+    blocks = [(s, e, False) for s, e in spans(first, CHAIN_BLOCK)]
+    blocks += [(first + s, first + e, True) for s, e in spans(k.n_chains - first, CHAIN_BLOCK)]
+    calls = sum(math.ceil((e - s) / k.perturbations_per_eval) for s, e, _ in blocks)
     bar = tqdm(
         desc="PerturbMask attribution",
         total=len(groups) * k.n_iter * calls,
@@ -454,17 +561,26 @@ def _run_chains(
         est = copy.deepcopy(template)
         est.reset(nb, n_feat, device, dtype)
         gen = make_generator(k.seed, device)
-        for c0, c1 in blocks:
+        keep = None  # (nb, n_feat) keep-probabilities of the sequential second half
+        for c0, c1, second in blocks:
+            if second and keep is None:
+                keep = sequential_keep(*est.posterior(lap))  # type: ignore[attr-defined]
             nc = c1 - c0
             rows = nb * nc
             example = g0 + torch.arange(rows, device=device) // nc
+            shifts = design.sample_shifts(nc, gen) if k.random_shift else None
             if k.initial_mask == "ones":
                 on = torch.ones(nb, nc, n_cells, device=device, dtype=torch.bool)
             else:
                 draw = torch.rand(nc, n_cells, generator=gen, device=device)
-                on = (draw < k.keep_prob).expand(nb, nc, n_cells)
+                if second:
+                    on = draw < design.keep_probability(keep, shifts, nc).to(draw.dtype)
+                else:
+                    on = (draw < k.keep_prob).expand(nb, nc, n_cells)
             for step in range(k.n_iter):
-                shifts = design.sample_shifts(nc, gen).repeat(nb, 1) if k.random_shift else None
+                if step > 0:
+                    shifts = design.sample_shifts(nc, gen) if k.random_shift else None
+                rep = None if shifts is None else shifts.repeat(nb, 1)
                 keys = torch.rand(nc, n_cells, generator=gen, device=device, dtype=dtype)
                 cells = on.to(dtype).reshape(rows, n_cells)
                 conf = torch.empty(rows, device=device, dtype=dtype)
@@ -473,7 +589,7 @@ def _run_chains(
                 for s, e in spans(rows, k.perturbations_per_eval * nb):
                     idx = example[s:e]
                     masks, feats[s:e] = design.render(
-                        cells[s:e], None if shifts is None else shifts[s:e], idx
+                        cells[s:e], None if rep is None else rep[s:e], idx
                     )
                     perturbed = tuple(
                         mix(x, b, m, idx) for x, b, m in zip(inputs, bases, masks, strict=True)

@@ -228,7 +228,7 @@ def test_each_baseline_form_perturbs_rows_as_documented(form: str) -> None:
         "none": (None, torch.zeros_like(x)),
     }[form]
     model = RowRecorder()
-    PerturbMask(model).attribute(x, baselines=baselines, target=0, budget=8, seed=0)
+    PerturbMask(model).attribute(x, baselines=baselines, target=0, n_iter=2, n_chains=4, seed=0)
     rows = torch.cat(model.rows[1:])  # after the clean pass
     example = torch.arange(rows.shape[0]) // 4  # 2 steps x 4 chains, example-major
     example = torch.cat([example[:8], example[:8]])  # one forward per step
@@ -490,3 +490,124 @@ def test_custom_estimator_with_eta_warns() -> None:
             x, target=0, estimator=AverageEstimator(), eta=1.0, **FAST
         )
     assert attr.shape == x.shape
+
+
+# --- mask designs: random (default), sequential, chain -------------------------------------
+
+
+def test_default_design_is_random_and_sequential_differs() -> None:
+    model, x = _planted(3)
+    pm = PerturbMask(model)
+    rnd = pm.attribute(x, target=0, budget=40, seed=1)
+    assert torch.equal(rnd, pm.attribute(x, target=0, budget=40, seed=1, design="random"))
+    assert torch.equal(rnd, pm.attribute(x, target=0, budget=40, seed=1, n_iter=1))
+    seq = pm.attribute(x, target=0, budget=40, seed=1, design="sequential")
+    # the first halves share their draws; the second halves differ
+    assert not torch.equal(seq, rnd)
+    chain = pm.attribute(x, target=0, n_iter=2, n_chains=20, seed=1)
+    assert torch.equal(chain, pm.attribute(x, target=0, budget=40, seed=1, design="chain"))
+
+
+def test_sequential_batch_and_chunking_invariance() -> None:
+    model = ConvNet().eval()
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    pm = PerturbMask(model)
+    kw = dict(target=1, seed=7, budget=40, design="sequential")
+    full = pm.attribute(x, perturbations_per_eval=64, **kw)
+    assert torch.equal(full, pm.attribute(x, perturbations_per_eval=3, **kw))
+    for k in range(4):
+        single = pm.attribute(x[k : k + 1], **kw)[0]
+        torch.testing.assert_close(single, full[k], rtol=1e-4, atol=1e-5)
+
+
+def test_sequential_uses_the_budget_exactly() -> None:
+    from captum_perturbmask._forward import CountForwards
+
+    model, x = _planted(4)
+    for budget in (1, 2, 37):
+        with CountForwards(model) as counter:
+            PerturbMask(model).attribute(x, target=0, budget=budget, seed=0, design="sequential")
+        assert counter.rows == x.shape[0] * (budget + 1)
+
+
+class _Recorder(nn.Module):
+    """Logit of the mean of the input inside a box; records every row it sees."""
+
+    def __init__(self, box: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.box, self.rows = box, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows.append(x.detach().clone())
+        t, l, h, w = self.box
+        ev = 8.0 * x[:, :, t : t + h, l : l + w].mean((1, 2, 3)) - 4.0
+        return torch.stack([ev, -ev], 1)
+
+
+def test_sequential_second_half_follows_the_first_fit() -> None:
+    """The second half keeps settled regions (90%) and perturbs the border of the top set."""
+    model = _Recorder((10, 10, 12, 12)).eval()
+    x = torch.ones(1, 1, 32, 32)  # rows are the masks themselves (zero baseline)
+    PerturbMask(model).attribute(
+        x, target=0, budget=200, seed=0, perturbations_per_eval=100, design="sequential"
+    )
+    rows = torch.cat(model.rows[1:])  # drop the clean pass
+    first, second = rows[:100], rows[100:]
+    assert abs(float(first.mean()) - 0.7) < 0.05  # keep_prob
+    assert float(second.mean()) > float(first.mean()) + 0.08  # most cells settled: kept 90%
+    inside = second[:, :, 10:22, 10:22].mean()
+    far = torch.cat([second[:, :, :, :4].flatten(), second[:, :, :, -4:].flatten()]).mean()
+    assert float(far) > float(inside) + 0.1  # the evidence box's cells are perturbed more
+
+
+def test_sequential_keep_reference_values() -> None:
+    from captum_perturbmask.attr.perturb_mask import sequential_keep
+
+    s = torch.tensor([[0.0, 1.0, 2.0, 3.0, 10.0]])
+    q = sequential_keep(s, torch.full_like(s, 0.5), top=0.4)  # threshold: the 2nd largest, 3
+    expected = 0.9 - 0.4 * torch.exp(-0.5 * ((s - 3.0) / 0.5) ** 2)
+    torch.testing.assert_close(q, expected)
+    assert float(q[0, 3]) == pytest.approx(0.5) and float(q[0, 0]) == pytest.approx(0.9)
+    assert ((q >= 0.5 - 1e-6) & (q <= 0.9 + 1e-6)).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(design="bogus"), "design"),
+        (dict(design="random", n_iter=3), "n_iter"),
+        (dict(design="sequential", n_iter=2), "n_iter"),
+        (dict(design="sequential", estimator="average"), "sequential"),
+    ],
+)
+def test_bad_designs(kwargs, match) -> None:
+    model, x = _planted(5)
+    est = kwargs.pop("estimator", "regression")
+    with pytest.raises(ValueError, match=match):
+        PerturbMask(model, estimator=est).attribute(x, target=0, budget=8, **kwargs)
+
+
+def test_average_estimator_defaults_to_the_random_design() -> None:
+    model, x = _planted(6)
+    pm = PerturbMask(model, estimator="average")
+    a = pm.attribute(x, target=0, budget=30, seed=2)
+    assert torch.equal(a, pm.attribute(x, target=0, budget=30, seed=2, design="random"))
+
+
+def test_sequential_refit_needs_no_host_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refit between the halves stays on the device: item() calls do not grow with it."""
+    model = ConvNet().eval()
+    x = torch.rand(1, 3, 8, 8)
+    calls = []
+    real_item = torch.Tensor.item
+
+    def counting_item(self):
+        calls.append(1)
+        return real_item(self)
+
+    monkeypatch.setattr(torch.Tensor, "item", counting_item)
+    PerturbMask(model).attribute(x, target=1, budget=1, seed=0, design="sequential")
+    n_plain = len(calls)  # one mask: no second half
+    calls.clear()
+    PerturbMask(model).attribute(x, target=1, budget=48, seed=0, design="sequential")
+    assert len(calls) == n_plain <= 4
