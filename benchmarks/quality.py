@@ -1,22 +1,18 @@
-"""Quality of saliency methods at equal forward budgets (issue: best black-box method at 400).
+"""Quality of saliency methods at equal forward budgets, on every evaluation bed.
 
-Beds come from ``beds.py`` (``--bed NAME ...``, or ``--bed all``): the held-out digits-in-clutter
-split with the shipped classifier, ``digits-b`` (another rendering and architecture),
-planted-evidence models at 32/64/96/224 px, ``photos`` (real photographs; the held-out bed of
-the design study) and ``series`` once its models exist.
+A thin user of :func:`captum_perturbmask.evaluate.evaluate`: every bed of ``beds.py`` becomes a
+dataset of ``(image, target, box)`` items, every method a ``fn(x, target, seed)``, and evaluate
+does the rest (insertion↑, deletion↓ with the RISE protocol, IoU↑ of the box around the top
+saliency pixels — the bed's mean box area — with the annotated box, pointing↑, run-to-run
+Spearman and top-5% overlap over the seeds, forward passes and seconds per input, mean ± 95%
+interval over images, paired differences against PerturbMask). Beds: the held-out digits with
+the shipped classifier, ``digits-b``, planted-evidence models at 32/64/96/224 px, ``photos``
+(the held-out bed of the design study) and ``series``.
 
-Per method: insertion↑, deletion↓ (RISE protocol), IoU↑ of the box around the top-k saliency
-pixels with the annotated box (k = the bed's mean box area), pointing↑, run-to-run consistency
-(mean pairwise Spearman and top-5% IoU across seeds), forward passes and seconds per input;
-mean ± 95% interval over images; paired differences of PerturbMask against RISE at the same
-budget and at 4000.
+    python benchmarks/quality.py [--bed digits planted-64 | all] [--n-images 200] [--seeds 3]
 
-    python benchmarks/quality.py [--bed digits planted-64] [--n-images 200] [--seeds 3]
-        [--consistency-images 50]
-
-Seed 0 runs on all images; seeds 1.. on the first ``--consistency-images`` (consistency needs
-several seeds; the remaining metrics use seed 0). Writes Markdown to stdout and
-``benchmarks/results/quality.md``.
+Records, summaries and figures go to ``benchmarks/results/quality/<bed>/`` (resumable: rerun to
+continue); the Markdown tables to stdout and ``benchmarks/results/quality.md``.
 """
 
 from __future__ import annotations
@@ -32,9 +28,9 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Lim
 
 sys.path.insert(0, str(Path(__file__).parent))
 import beds as bedlib  # noqa: E402
-from _bench import consistency, fmt, score_maps  # noqa: E402
 
 from captum_perturbmask import RISE, PerturbMask  # noqa: E402
+from captum_perturbmask.evaluate import evaluate  # noqa: E402
 
 
 def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size: int = 64):
@@ -102,80 +98,44 @@ def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size:
     return out
 
 
-def evaluate_bed(model, layer, x, y, boxes, args, results):
-    """Append per-image scores of every method on one bed to ``results[method]``."""
-    meths = methods(model, layer, args.budget, args.ppe, args.eta, x.shape[-1])
+class _BedData(torch.utils.data.Dataset):
+    """A bed as ``(image, target, box)`` items (``(image, target)`` without boxes)."""
+
+    def __init__(self, bed: bedlib.Bed) -> None:
+        self.bed = bed
+
+    def __len__(self) -> int:
+        return len(self.bed.inputs)
+
+    def __getitem__(self, i: int) -> tuple:
+        b = self.bed
+        item = (b.inputs[i], int(b.targets[i]))
+        return item if b.boxes is None else (*item, b.boxes[i])
+
+
+def evaluate_bed(bed: bedlib.Bed, args: argparse.Namespace) -> str:
+    """Run every method on one bed through ``evaluate``; return its Markdown section."""
+    layer = getattr(bed.model, "gradcam_layer", None)
+    meths = methods(bed.model, layer, args.budget, args.ppe, args.eta, bed.inputs.shape[-1])
     if args.only:
         meths = {k: v for k, v in meths.items() if k in args.only}
-    for mname, (fn, forwards, stochastic) in meths.items():
-        t0 = time.perf_counter()
-        maps0 = torch.cat(
-            [
-                fn(x[i : i + args.chunk], y[i : i + args.chunk], 0)
-                for i in range(0, len(x), args.chunk)
-            ]
-        )
-        secs = (time.perf_counter() - t0) / len(x)
-        if boxes is not None:
-            area = float(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).mean())
-            q = 1 - area / x[0, 0].numel()
-        else:
-            q = 0.9
-        scores = score_maps(model, x, y, boxes, maps0, box_quantile=q)
-        cons = {}
-        if stochastic and args.seeds > 1:
-            m = args.consistency_images
-            runs = [maps0[:m]] + [fn(x[:m], y[:m], s) for s in range(1, args.seeds)]
-            cons = consistency(runs)
-        r = results.setdefault(mname, {"forwards": forwards, "secs": [], "scores": {}})
-        r["secs"].append(secs)
-        for k, v in {**scores, **cons}.items():
-            r["scores"].setdefault(k, []).append(v)
-        print(f"  {mname} done ({secs:.3f} s/input)", file=sys.stderr, flush=True)
-
-
-def report(name, n_images, results, args, lines):
-    rows = []
-    per_image = {}
-    for mname, r in results.items():
-        sc = {k: torch.cat(v) for k, v in r["scores"].items()}
-        per_image[mname] = sc
-        cons = {k: sc[k] for k in ("spearman", "top5") if k in sc}
-        rows.append((mname, sc, cons, r["forwards"], sum(r["secs"]) / len(r["secs"])))
-    lines.append(f"\n### {name} ({n_images} images; consistency over {args.seeds} seeds)\n")
-    lines.append(
-        "| method | insertion ↑ | deletion ↓ | IoU ↑ | pointing ↑ | Spearman ↑ | "
-        "top-5% IoU ↑ | forwards/input | s/input |"
+    out = Path(args.records) / bed.name
+    result = evaluate(
+        bed.model,
+        _BedData(bed),
+        {name: fn for name, (fn, _, _) in meths.items()},
+        seeds=tuple(range(args.seeds)),
+        batch_size=args.chunk,
+        out=out,
+        reference=f"PerturbMask ({args.budget})",
+        box_threshold=bedlib.box_quantile(bed) if bed.boxes is not None else 0.9,
+        metric_batch_size=256,
+        show_progress=True,
     )
-    lines.append("|---|---|---|---|---|---|---|---|---|")
-    for mname, sc, cons, fw, secs in rows:
-        lines.append(
-            f"| {mname} | {fmt(sc['insertion'])} | {fmt(sc['deletion'])} | "
-            f"{fmt(sc.get('iou'))} | {fmt(sc.get('pointing'), 2)} | {fmt(cons.get('spearman'))} | "
-            f"{fmt(cons.get('top5'))} | {fw} | {secs:.3f} |"
-        )
-    pm = f"PerturbMask ({args.budget})"
-    lines.append(
-        f"\nPaired differences, {pm} minus RISE (mean ± 95% interval; a win excludes 0 "
-        "on the right side):\n"
+    return (
+        f"\n### {bed.name} ({result.n_examples} images; consistency over {args.seeds} seeds)\n\n"
+        + result.to_markdown()
     )
-    lines.append("| against | Δ insertion (↑) | Δ deletion (↓) | Δ IoU (↑) | Δ top-5% IoU (↑) |")
-    lines.append("|---|---|---|---|---|")
-    pairs = [
-        (pm, f"RISE ({args.budget})"),
-        (pm, "RISE (4000)"),
-        ("PerturbMask (100)", "RISE (1000)"),
-    ]
-    for mine, ref in pairs:
-        if ref not in per_image or mine not in per_image:
-            continue
-        a, b = per_image[mine], per_image[ref]
-        d = {k: a[k] - b[k] for k in ("insertion", "deletion", "iou", "top5") if k in a and k in b}
-        label = ref if mine == pm else f"{ref}, for {mine}"
-        lines.append(
-            f"| {label} | {fmt(d.get('insertion'))} | {fmt(d.get('deletion'))} | "
-            f"{fmt(d.get('iou'))} | {fmt(d.get('top5'))} |"
-        )
 
 
 def main() -> None:
@@ -185,11 +145,14 @@ def main() -> None:
         help=f"beds from beds.py ({', '.join(bedlib.BEDS)}) or 'all' (every available bed)",
     )  # fmt: skip
     ap.add_argument("--n-images", type=int, default=200)
-    ap.add_argument("--consistency-images", type=int, default=50)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=int, default=400)
-    ap.add_argument("--ppe", type=int, default=512)
-    ap.add_argument("--chunk", type=int, default=50)
+    ap.add_argument("--ppe", type=int, default=16, help="perturbations_per_eval per example")
+    ap.add_argument("--chunk", type=int, default=20, help="images explained together")
+    ap.add_argument(
+        "--records", default=str(Path(__file__).parent / "results" / "quality"),
+        help="folder of the per-bed records (resumable)",
+    )  # fmt: skip
     ap.add_argument("--only", nargs="+", help="run only these method names")
     ap.add_argument("--eta", type=float, default=None, help="PerturbMask's eta (default: its own)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "quality.md"))
@@ -206,10 +169,7 @@ def main() -> None:
     for name in names:
         bed = bedlib.get(name, args.n_images)
         print(f"bed {name}", file=sys.stderr, flush=True)
-        results: dict = {}
-        layer = getattr(bed.model, "gradcam_layer", None)
-        evaluate_bed(bed.model, layer, bed.inputs, bed.targets, bed.boxes, args, results)
-        report(bed.name, len(bed.inputs), results, args, lines)
+        lines.append(evaluate_bed(bed, args))
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
