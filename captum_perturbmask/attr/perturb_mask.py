@@ -177,7 +177,8 @@ class PerturbMask(PerturbationAttribution):
     * Init M_0: each of ``n_chains`` chains starts from a random on-set (each cell on with
       probability ``keep_prob``; ``initial_mask="ones"`` keeps all). With the default random
       design every chain is one mask (``n_iter = 1``); with ``design="sequential"`` the second
-      half's cells are on with the probabilities of :func:`~captum_perturbmask.attr.perturb_mask.sequential_keep`.
+      half's cells are on with the probabilities of
+      :func:`~captum_perturbmask.attr.perturb_mask.sequential_keep`.
     * ``for i = 1 to N``: ``n_iter`` iterations; the chains of all inputs advance together.
     * M <- upsample(M_{i-1}): the binary on-set of a ``grid_size`` grid upsampled bilinearly
       (linearly for series) with a random sub-cell shift, as in RISE.
