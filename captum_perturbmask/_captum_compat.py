@@ -12,7 +12,6 @@ from captum._utils.common import (
     _select_targets,
     _validate_target,
 )
-from captum._utils.progress import progress
 from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 
 __all__ = [
@@ -24,5 +23,4 @@ __all__ = [
     "_is_tuple",
     "_select_targets",
     "_validate_target",
-    "progress",
 ]
