@@ -355,7 +355,7 @@ class PerturbMask(PerturbationAttribution):
         check_bool(random_shift, "random_shift")
         check_bool(show_progress, "show_progress")
         if eta is not None:
-            eta = check_float(eta, "eta", 0.0)
+            eta = check_float(eta, "eta", 0.0, high_open=True)
             if not isinstance(est_spec, str) and variant == "adaptive":
                 warnings.warn(
                     "`eta` is ignored when `estimator` is an object: set it on the estimator",
