@@ -345,6 +345,42 @@ def write(path: Path, lines: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------------- Problem 2
+def reference_check(bed: str, model: nn.Module, items: SeriesItems, saliency: Tensor, mu: Tensor):
+    """Does a start of insertion (end of deletion) rank maps sensibly? Scores PerturbMask's
+    seed-0 map, the same map reversed, a random map and (planted) the motif span itself from
+    three starts, with the metric itself (``insertion_deletion``), on every series."""
+    from captum_perturbmask._ops import blur
+    from captum_perturbmask.metrics import insertion_deletion
+
+    x, y = items.series, items.labels
+    g = torch.Generator().manual_seed(0)
+    maps = {"PerturbMask": saliency, "PerturbMask reversed": -saliency,
+            "random": torch.rand(x.shape, generator=g)}  # fmt: skip
+    if items.spans is not None:
+        inside = (torch.arange(x.shape[-1]) >= items.spans[:, :1]) & (
+            torch.arange(x.shape[-1]) < items.spans[:, 1:]
+        )
+        maps["motif span"] = inside[:, None].double() + 1e-3 * torch.rand(x.shape, generator=g)
+    starts = {
+        "zeros (the default)": torch.zeros_like(x),
+        "Gaussian blur (σ = 5, the image default)": blur(x, 11, 5.0),
+        "training mean series": mu.expand_as(x),
+    }
+    head = ["start (= deletion end)", "p(target) at the start, class 0 / 1"]
+    head += [f"{name}: ins / del" for name in maps]
+    lines = [f"\n{bed}:\n", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, start in starts.items():
+        with torch.no_grad():
+            p = model(start).softmax(1).gather(1, y[:, None])[:, 0]
+        cells = [name, " / ".join(f"{float(p[y == c].mean()):.2f}" for c in (0, 1))]
+        for attr in maps.values():
+            r = insertion_deletion(model, x, attr, y, substrate=start, baselines=start,
+                                   batch_size=ROWS)  # fmt: skip
+            cells.append(f"{float(r.insertion.mean()):.3f} / {float(r.deletion.mean()):.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def pm_seed0_maps(model: nn.Module, items: SeriesItems, budget: int) -> Tensor:
     """PerturbMask's seed-0 maps as ``evaluate`` makes them (same batches, same seeds)."""
     fn = build_methods(model, items.series[:BATCH], budget)[PM]
@@ -444,6 +480,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--cf-steps", type=int, default=100)
     ap.add_argument("--skip-variations", action="store_true")
+    ap.add_argument(
+        "--check-references",
+        action="store_true",
+        help="also score PerturbMask, reversed, random and motif-span maps from three starts",
+    )
     ap.add_argument("--work", default="/tmp/captum-perturbmask-timeseries")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "timeseries.md"))
     args = ap.parse_args()
@@ -495,6 +536,19 @@ def main() -> None:
         lines.append(f"\nBed time: {time.perf_counter() - t0:.0f} s.")
         write(out, lines)
         say(f"{bed} done in {time.perf_counter() - t0:.0f} s")
+    if args.check_references:
+        lines = ["\n### Which start makes insertion / deletion meaningful on series\n"]
+        for bed in ("gunpoint", "planted"):
+            if bed == "gunpoint":
+                ds = load_gunpoint("test")
+                items = SeriesItems(ds.series[: args.n], ds.labels[: args.n])
+            else:
+                ds = make_planted_series("test", args.n, seed=0)
+                items = SeriesItems(ds.series, ds.labels, ds.spans)
+            model = load_series_classifier(bed)
+            saliency = pm_seed0_maps(model, items, args.budget)
+            lines += reference_check(bed, model, items, saliency, mu)
+        write(out, lines)
     if not args.skip_variations:
         if gunpoint is not None:
             cache, items = gunpoint
