@@ -381,6 +381,48 @@ def reference_check(bed: str, model: nn.Module, items: SeriesItems, saliency: Te
     return lines
 
 
+def knob_study(bed: str, model: nn.Module, items: SeriesItems, mu: Tensor, args) -> list[str]:
+    """PerturbMask with one knob changed at a time (defaults otherwise), through ``evaluate``
+    on the first ``--knob-n`` series: what would move the missed goals."""
+    length = items.series.shape[-1]
+    ppe = max(1, ROWS // BATCH)
+    variants: dict[str, dict] = {
+        "defaults (grid 19, budget 400)": {},
+        "grid_size=10": {"grid_size": 10},
+        "grid_size=38": {"grid_size": 38},
+        "fine_grid_size=19 (= grid)": {"fine_grid_size": 19},
+        "eta=10": {"eta": 10.0},
+        "budget=1000": {"budget": 1000},
+        "baselines = training mean": {"baselines": mu},
+    }
+
+    def method(kw: dict) -> Callable:
+        kw = {"budget": args.budget, **kw}
+
+        def fn(x: Tensor, t, seed: int) -> Tensor:
+            return PerturbMask(model).attribute(
+                x, target=t, seed=seed, perturbations_per_eval=ppe, **kw
+            )
+
+        return fn
+
+    subset = SeriesItems(
+        items.series[: args.knob_n], items.labels[: args.knob_n],
+        None if items.spans is None else items.spans[: args.knob_n],
+    )  # fmt: skip
+    kw = {}
+    if subset.spans is not None:
+        lengths = (subset.spans[:, 1] - subset.spans[:, 0]).double()
+        kw["box_threshold"] = 1 - float(lengths.mean()) / length
+    folder = Path(args.work) / bed / "knobs"
+    run_evaluate(model, subset, {k: method(v) for k, v in variants.items()},
+                 list(range(args.seeds)), folder, **kw)  # fmt: skip
+    result = summarize(_read_records(folder), list(variants), "defaults (grid 19, budget 400)")
+    return [f"\n{bed}, first {len(subset)} series, seeds 0–{args.seeds - 1}:\n"] + table(
+        result, subset.spans is not None, {}
+    )
+
+
 def pm_seed0_maps(model: nn.Module, items: SeriesItems, budget: int) -> Tensor:
     """PerturbMask's seed-0 maps as ``evaluate`` makes them (same batches, same seeds)."""
     fn = build_methods(model, items.series[:BATCH], budget)[PM]
@@ -480,6 +522,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--cf-steps", type=int, default=100)
     ap.add_argument("--skip-variations", action="store_true")
+    ap.add_argument("--knobs", action="store_true", help="also run the PerturbMask knob study")
+    ap.add_argument("--knob-n", type=int, default=48, help="series per bed in the knob study")
     ap.add_argument(
         "--check-references",
         action="store_true",
@@ -536,6 +580,18 @@ def main() -> None:
         lines.append(f"\nBed time: {time.perf_counter() - t0:.0f} s.")
         write(out, lines)
         say(f"{bed} done in {time.perf_counter() - t0:.0f} s")
+    if args.knobs:
+        lines = ["\n### PerturbMask knobs (one changed at a time; not the defaults)\n"]
+        for bed in ("gunpoint", "planted"):
+            if bed == "gunpoint":
+                ds = load_gunpoint("test")
+                items = SeriesItems(ds.series, ds.labels)
+            else:
+                ds = make_planted_series("test", args.n, seed=0)
+                items = SeriesItems(ds.series, ds.labels, ds.spans)
+            lines += knob_study(bed, load_series_classifier(bed), items, mu, args)
+            say(f"knob study on {bed} done")
+        write(out, lines)
     if args.check_references:
         lines = ["\n### Which start makes insertion / deletion meaningful on series\n"]
         for bed in ("gunpoint", "planted"):
