@@ -17,7 +17,7 @@ steps) and a random map (a control: what any map must beat).
 Every map is scored by :func:`captum_perturbmask.evaluate.evaluate` (one code path): insertion
 and deletion AUC, span IoU and pointing on the planted bed, run-to-run Spearman and top-5% IoU
 over the seeds; means with 95% intervals over series and paired differences against
-PerturbMask. RISE-4000 runs with the first ``--rise4000-seeds`` seeds (default 1: it costs ten
+PerturbMask. RISE-4000 runs with the first ``--rise4000-seeds`` seeds (default all; it costs ten
 times the others), in its own ``evaluate`` folder; the summaries merge both folders' records.
 
 **Insertion start.** ``evaluate`` scores with the package defaults: insertion starts from
@@ -511,7 +511,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=150, help="series per bed (at most 150)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--rise4000-seeds", type=int, default=1)
+    ap.add_argument("--rise4000-seeds", type=int, default=3)
     ap.add_argument("--budget", type=int, default=400)
     ap.add_argument("--tolerances", type=int, nargs="*", default=[1, 4])
     ap.add_argument("--beds", nargs="*", default=["gunpoint", "planted"])
@@ -606,10 +606,10 @@ def main() -> None:
             lines += reference_check(bed, model, items, saliency, mu)
         write(out, lines)
     if not args.skip_variations:
-        if gunpoint is not None:
+        if gunpoint is not None and (PM, derive_seed(0, 0)) in gunpoint[0].maps:
             cache, items = gunpoint
             saliency = cache.stacked(PM, 0, len(items))
-        else:  # a run of the variations alone: PerturbMask's maps as evaluate made them
+        else:  # variations alone, or a resumed run: PerturbMask's maps as evaluate made them
             ds = load_gunpoint("test")
             items = SeriesItems(ds.series[: args.n], ds.labels[: args.n])
             saliency = pm_seed0_maps(load_series_classifier("gunpoint"), items, args.budget)
