@@ -7,7 +7,7 @@ Three commands, each a thin layer over the library:
     (PerturbMask, RISE, Grad-CAM, LIME and Occlusion through
     :func:`~captum_perturbmask.compare.compare`) and writes ``maps.png``, ``metrics.md``,
     ``metrics.csv``, ``convergence.png``, ``convergence.csv`` and ``variations.png``. Offline.
-    With ``--data gunpoint`` (:mod:`captum_perturbmask.cli.series_demo`) it explains held-out
+    With ``--data gunpoint`` (``captum_perturbmask.cli.series_demo``) it explains held-out
     GunPoint series and planted-motif series instead and writes ``series_maps.png``,
     ``planted_maps.png``, ``metrics.md``, ``metrics.csv`` and ``variations.png``.
 

@@ -1,5 +1,5 @@
 """``captum-perturbmask demo``: the offline comparison on the shipped digits-in-clutter data
-(``--data gunpoint``: on time series, :mod:`captum_perturbmask.cli.series_demo`).
+(``--data gunpoint``: on time series, ``captum_perturbmask.cli.series_demo``).
 
 A thin layer over the library: :func:`~captum_perturbmask.compare.compare` with
 :func:`~captum_perturbmask.compare.default_methods` for the table and (once per budget and
@@ -196,7 +196,7 @@ def _variations(
 def run(args: argparse.Namespace) -> int:
     """Run the demo; see :func:`captum_perturbmask.cli.build_parser` for the arguments.
 
-    ``--data gunpoint`` runs the time-series demo (:mod:`captum_perturbmask.cli.series_demo`).
+    ``--data gunpoint`` runs the time-series demo (``captum_perturbmask.cli.series_demo``).
     """
     if getattr(args, "data", "digits") == "gunpoint":
         from captum_perturbmask.cli import series_demo
