@@ -12,6 +12,9 @@ style:
 * boxes ``(x1, y1, x2, y2)`` in the pixel-edge convention of
   :mod:`captum_perturbmask.metrics.localization` (``x2``, ``y2`` exclusive) drawn exactly: the
   axes of an image panel are pixel edges, the image spans ``[0, W] x [0, H]``;
+* time series :math:`(B, C, T)` as lines over step edges (step ``t`` covers ``[t, t + 1)``,
+  drawn at its centre ``t + 0.5``; the axes span ``[0, T]``), the saliency as a colour-mapped
+  band under the curve, spans ``(start, end)`` drawn exactly, one stacked panel per channel;
 * class names in the titles when they are known.
 
 Every function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot``: no global
@@ -32,6 +35,7 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "plot_convergence",
     "plot_explanation",
     "plot_maps",
+    "plot_series_maps",
     "plot_variations",
     "png_bytes",
 ]
@@ -50,6 +55,8 @@ SALIENCY_CMAP = "inferno"
 BOX_COLOR = "#00e5ff"
 #: Opacity of a saliency map drawn over its image.
 OVERLAY_ALPHA = 0.6
+#: Opacity of a shaded span (the ground-truth span on a series, the region B of variations).
+SPAN_ALPHA = 0.3
 #: Font size of panel titles, in points.
 TITLE_SIZE = 9
 #: Resolution of saved figures, dots per inch.
@@ -60,6 +67,13 @@ DISPLAY_MAX_SIDE = 1024
 
 _CLIPS = ("median", "min")
 _METHOD_COLORS = {"PerturbMask": "tab:red", "RISE": "tab:blue"}
+#: Line colours of variants: accepted, flipped to another class, too unsure, not scored.
+_STATUS_COLORS = {
+    "kept": "tab:green",
+    "flipped": "tab:red",
+    "unsure": "tab:orange",
+    "variant": "tab:blue",
+}
 
 
 # ------------------------------------------------------------------------------------------
@@ -72,16 +86,14 @@ def _check_clip(clip: object) -> str:
 
 
 def _check_image_batch(inputs: object, name: str) -> Tensor:
-    """Images :math:`(B, C, H, W)`; series :math:`(B, C, T)` are refused (no figure yet)."""
+    """Images :math:`(B, C, H, W)`."""
     if not isinstance(inputs, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(inputs).__name__}.")
-    if inputs.ndim == 3:
-        raise ValueError(
-            f"`{name}` of shape {tuple(inputs.shape)} look like series (B, C, T), which have no "
-            "figure yet; this function draws images (B, C, H, W)."
-        )
     if inputs.ndim != 4:
-        raise ValueError(f"`{name}` must be images (B, C, H, W), got shape {tuple(inputs.shape)}.")
+        raise ValueError(
+            f"`{name}` must be images (B, C, H, W) or series (B, C, T), got shape "
+            f"{tuple(inputs.shape)}."
+        )
     return inputs
 
 
@@ -239,6 +251,17 @@ def _show(ax: Axes, image: np.ndarray, title: str, size: tuple[int, int], **kwar
     ax.set_axis_off()
 
 
+def _map_norm(saliency: np.ndarray, clip: str, title: str) -> tuple[Normalize, str]:
+    """Colour scale of one map, median (or minimum) to maximum; a constant map says so."""
+    from matplotlib.colors import Normalize
+
+    low = float(np.median(saliency)) if clip == "median" else float(saliency.min())
+    high = float(saliency.max())
+    if high <= float(saliency.min()):
+        title = f"{title} (constant {high:.3g})"
+    return Normalize(vmin=low, vmax=high), title
+
+
 def _overlay(
     fig: Figure,
     ax: Axes,
@@ -250,13 +273,8 @@ def _overlay(
 ) -> None:
     """A saliency map over a grey image, with a colour bar in the map's units."""
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
 
-    low = float(np.median(saliency)) if clip == "median" else float(saliency.min())
-    high = float(saliency.max())
-    if high <= float(saliency.min()):
-        title = f"{title} (constant {high:.3g})"
-    norm = Normalize(vmin=low, vmax=high)
+    norm, title = _map_norm(saliency, clip, title)
     _show(ax, gray, title, size, alpha=1.0)
     height, width = size
     ax.imshow(
@@ -291,6 +309,126 @@ def _outline(ax: Axes, mask: Tensor) -> None:
         return
     h, w = m.shape
     ax.contour(np.arange(w) + 0.5, np.arange(h) + 0.5, m, levels=[0.5], colors=BOX_COLOR)
+
+
+# ------------------------------------------------------------------------------------------
+# Series
+# ------------------------------------------------------------------------------------------
+def _check_series_batch(inputs: object, name: str) -> Tensor:
+    """Series :math:`(B, C, T)` of real, finite numbers."""
+    if not isinstance(inputs, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(inputs).__name__}.")
+    if inputs.ndim != 3 or 0 in inputs.shape:
+        raise ValueError(f"`{name}` must be series (B, C, T), got shape {tuple(inputs.shape)}.")
+    if inputs.is_complex() or inputs.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {inputs.dtype}.")
+    if not bool(torch.isfinite(inputs).all()):
+        raise ValueError(f"`{name}` must be finite, but it contains NaN or infinite values.")
+    return inputs
+
+
+def _check_spans(spans: object, length: int, n: int) -> Tensor | None:
+    """Spans :math:`(N, 2)` ``(start, end)`` (or one span :math:`(2,)`) inside the series."""
+    if spans is None:
+        return None
+    from captum_perturbmask.metrics.localization import _check_regions
+
+    if isinstance(spans, Tensor) and spans.ndim == 1:
+        spans = spans.unsqueeze(0)
+    spans = _check_regions(spans, "spans", 1, (length,)).detach().double().cpu()
+    if spans.shape[0] != n:
+        raise ValueError(f"`spans` must have one row per series, {n}, got {spans.shape[0]}.")
+    return spans
+
+
+def _series_map_np(saliency: Tensor, name: str) -> np.ndarray:
+    """One series map :math:`(C, T)` (channels summed) or :math:`(T,)` as a finite array."""
+    s = saliency.detach().cpu()
+    if s.is_complex() or s.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {s.dtype}.")
+    s = s.double()
+    if s.ndim == 2:
+        s = s.sum(0)
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError(f"`{name}` must be finite, but it contains NaN or infinite values.")
+    return s.numpy()
+
+
+def _series_limits(values: np.ndarray) -> tuple[float, float]:
+    """y-limits of one channel (every panel of a row shares them): a margin above, and a
+    wider one below, so the band under the curve stays visible at the series' minimum."""
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    scale = high - low if high > low else max(abs(high), 1.0)
+    return low - 0.25 * scale, high + 0.08 * scale
+
+
+def _series_line(ax: Axes, values: np.ndarray, **kwargs: Any) -> None:
+    """A series through its step centres ``t + 0.5``, with a white halo (readable over the
+    band and over the background)."""
+    from matplotlib import patheffects
+
+    kwargs.setdefault("color", "black")
+    kwargs.setdefault("linewidth", 1.2)
+    kwargs.setdefault("zorder", 3)
+    halo = [patheffects.withStroke(linewidth=kwargs["linewidth"] + 1.6, foreground="white")]
+    ax.plot(np.arange(values.shape[0]) + 0.5, values, path_effects=halo, **kwargs)
+
+
+def _series_axes(ax: Axes, length: int, limits: tuple[float, float], xlabel: bool) -> None:
+    ax.set_xlim(0, length)
+    ax.set_ylim(*limits)
+    ax.tick_params(labelsize=TITLE_SIZE - 2)
+    if xlabel:
+        ax.set_xlabel("time step", fontsize=TITLE_SIZE - 1)
+
+
+def _band(
+    ax: Axes, values: np.ndarray, saliency: np.ndarray, norm: Normalize, limits: tuple
+) -> None:
+    """The saliency as a colour-mapped band between the bottom of the axes and the curve: one
+    colour per step, clipped to the area under the curve."""
+    from matplotlib.patches import Polygon
+
+    length = values.shape[0]
+    xs = np.concatenate([[0.0], np.arange(length) + 0.5, [float(length)]])
+    ys = np.concatenate([values[:1], values, values[-1:]])
+    outline = np.concatenate([np.stack([xs, ys], 1), [[length, limits[0]], [0.0, limits[0]]]])
+    region = Polygon(outline, closed=True, facecolor="none", edgecolor="none")
+    ax.add_patch(region)
+    band = ax.imshow(
+        saliency[None, :],
+        cmap=SALIENCY_CMAP,
+        norm=norm,
+        extent=(0, length, limits[0], limits[1]),
+        aspect="auto",
+        interpolation="nearest",
+        origin="lower",
+    )
+    band.set_clip_path(region)
+
+
+def _span_patch(
+    ax: Axes, start: float, end: float, limits: tuple[float, float], shaded: bool
+) -> None:
+    """A span ``[start, end)`` over the full height: shaded, or outlined (over a band)."""
+    from matplotlib.patches import Rectangle
+
+    xy, width, height = (start, limits[0]), end - start, limits[1] - limits[0]
+    if shaded:
+        patch = Rectangle(xy, width, height, facecolor=BOX_COLOR, edgecolor="none",
+                          alpha=SPAN_ALPHA, zorder=1)  # fmt: skip
+    else:
+        patch = Rectangle(xy, width, height, fill=False, edgecolor=BOX_COLOR, linewidth=1.5,
+                          zorder=4)  # fmt: skip
+    ax.add_patch(patch)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous runs ``(start, end)`` of a boolean row, ``end`` exclusive."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
+    return list(zip(starts, ends, strict=True))
 
 
 def _save(fig: Figure, path: str | None, dpi: int) -> Figure:
@@ -340,20 +478,22 @@ def plot_maps(
     colour bar. Channels of a map are summed. Given ``boxes``, each panel of a row shows the
     input's box.
 
-    Only images are drawn for now; a series variant :math:`(B, C, T)` will dispatch on
-    ``inputs.ndim``.
+    Series :math:`(B, C, T)` are drawn by :func:`plot_series_maps` (``boxes`` are then the
+    spans :math:`(B, 2)`).
 
     Args:
         maps: A mapping name -> attributions :math:`(B, C, H, W)`, :math:`(B, 1, H, W)` or
             :math:`(B, H, W)`, or a :class:`~captum_perturbmask.compare.ComparisonTable` (its
             ``maps``).
         inputs: Images :math:`(B, C, H, W)` the maps explain (``uint8`` or float; float
-            images outside :math:`[0, 1]` are min-max scaled for display).
+            images outside :math:`[0, 1]` are min-max scaled for display), or series
+            :math:`(B, C, T)`.
         indices: Which inputs to draw, one row each.
         targets: Class of every input (one int, :math:`B` ints or a tensor :math:`(B,)`),
             shown in the input's title.
         class_names: Names of the classes, indexed by target.
-        boxes: Object boxes :math:`(B, 4)` ``(x1, y1, x2, y2)``, pixel-edge convention.
+        boxes: Object boxes :math:`(B, 4)` ``(x1, y1, x2, y2)``, pixel-edge convention (spans
+            :math:`(B, 2)` for series).
         clip: Lower end of each map's colour scale: ``"median"`` or ``"min"``.
         path: Save the figure there if given.
         dpi: Resolution of the saved figure.
@@ -364,9 +504,9 @@ def plot_maps(
     Raises:
         TypeError: If ``maps``, ``inputs``, ``indices``, ``targets`` or ``class_names`` have
             the wrong type.
-        ValueError: If ``inputs`` are not images (series are refused for now), a map does not
-            fit the inputs or is not finite, ``indices`` are out of range, ``boxes`` are not
-            inside the images, or ``clip`` is unknown.
+        ValueError: If ``inputs`` are neither images nor series, a map does not fit the
+            inputs or is not finite, ``indices`` are out of range, ``boxes`` are not inside the
+            images, or ``clip`` is unknown.
 
     Example:
         >>> import torch
@@ -385,6 +525,11 @@ def plot_maps(
             "`maps` must be a non-empty mapping name -> attributions or a ComparisonTable, got "
             f"{type(maps).__name__}."
         )
+    if isinstance(inputs, Tensor) and inputs.ndim == 3:
+        return plot_series_maps(
+            table_maps, inputs, spans=boxes, targets=targets, class_names=class_names,
+            indices=indices, clip=clip, path=path, dpi=dpi,
+        )  # fmt: skip
     inputs = _check_image_batch(inputs, "inputs")
     batch, _, height, width = inputs.shape
     size = (height, width)
@@ -420,6 +565,136 @@ def plot_maps(
             saliency = _saliency_np(attr[idx], f"maps[{name!r}]")
             _overlay(fig, ax, gray, saliency, name, clip, size)
             _draw_boxes(ax, row_boxes)
+    return _save(fig, path, dpi)
+
+
+def plot_series_maps(
+    maps: Mapping[str, Tensor] | Any,
+    series: Tensor,
+    spans: Tensor | None = None,
+    targets: Tensor | Sequence[int] | int | None = None,
+    class_names: Sequence[str] | None = None,
+    indices: Sequence[int] = (0,),
+    *,
+    clip: str = "median",
+    path: str | None = None,
+    dpi: int = SAVE_DPI,
+) -> Figure:
+    """Maps of several methods on time series: one row per series, one column per method.
+
+    The first column is the series itself (its class in the title when ``targets`` are given,
+    the ground-truth span shaded when ``spans`` are given); every other panel is the series
+    with one method's map as a colour-mapped band under the curve (one colour per time step,
+    :data:`SALIENCY_CMAP`, the colour scale from the map's median or minimum to its maximum),
+    the span outlined, and a colour bar. A series of :math:`C` channels is drawn as :math:`C`
+    stacked panels that share the map (channels summed, as the metrics do). Step ``t`` covers
+    ``[t, t + 1)`` on the time axis and is drawn at ``t + 0.5``; spans ``(start, end)`` are
+    drawn exactly.
+
+    Args:
+        maps: A mapping name -> attributions :math:`(B, C, T)`, :math:`(B, 1, T)` or
+            :math:`(B, T)`, or a :class:`~captum_perturbmask.compare.ComparisonTable` (its
+            ``maps``).
+        series: The series :math:`(B, C, T)` the maps explain.
+        spans: Ground-truth evidence spans :math:`(B, 2)` ``(start, end)``, ``end`` exclusive
+            (see :mod:`captum_perturbmask.metrics.localization`).
+        targets: Class of every series (one int, :math:`B` ints or a tensor :math:`(B,)`).
+        class_names: Names of the classes, indexed by target.
+        indices: Which series to draw, one row (of :math:`C` panels) each.
+        clip: Lower end of each map's colour scale: ``"median"`` or ``"min"``.
+        path: Save the figure there if given.
+        dpi: Resolution of the saved figure.
+
+    Returns:
+        The :class:`matplotlib.figure.Figure`.
+
+    Raises:
+        TypeError: If ``maps``, ``series``, ``spans``, ``indices``, ``targets`` or
+            ``class_names`` have the wrong type.
+        ValueError: If ``series`` are not :math:`(B, C, T)` or not finite, a map does not fit
+            them or is not finite, ``indices`` are out of range, a span is empty or outside
+            the series, ``targets`` have no name, or ``clip`` is unknown.
+
+    Example:
+        >>> import torch
+        >>> x = torch.randn(2, 1, 50)
+        >>> fig = plot_series_maps({"a": torch.rand(2, 1, 50), "b": torch.rand(2, 50)}, x,
+        ...                        spans=torch.tensor([[10, 20], [30, 45]]), targets=[0, 1],
+        ...                        class_names=["Gun", "Point"], indices=[1])
+        >>> len(fig.axes)  # the series, two maps, two colour bars
+        5
+        >>> [ax.get_title() for ax in fig.axes[:3]]
+        ['series 1, span 30–45\\nclass 1 (Point)', 'a', 'b']
+    """
+    table_maps = getattr(maps, "maps", maps)
+    if not isinstance(table_maps, Mapping) or not table_maps:
+        raise TypeError(
+            "`maps` must be a non-empty mapping name -> attributions or a ComparisonTable, got "
+            f"{type(maps).__name__}."
+        )
+    series = _check_series_batch(series, "series")
+    batch, channels, length = series.shape
+    clip = _check_clip(clip)
+    rows = _check_indices(indices, batch)
+    names = _check_class_names(class_names)
+    labels = _check_targets(targets, batch)
+    spans = _check_spans(spans, length, batch)
+    checked: dict[str, Tensor] = {}
+    for name, attr in table_maps.items():
+        if not isinstance(attr, Tensor):
+            raise TypeError(f"`maps[{name!r}]` must be a torch.Tensor, got {type(attr).__name__}.")
+        fits = attr.ndim in (2, 3) and attr.shape[0] == batch and attr.shape[-1] == length
+        if not fits or (attr.ndim == 3 and attr.shape[1] not in (1, channels)):
+            raise ValueError(
+                f"`maps[{name!r}]` must have shape ({batch}, {channels}, {length}), ({batch}, 1, "
+                f"{length}) or ({batch}, {length}) like the series, got {tuple(attr.shape)}."
+            )
+        checked[str(name)] = attr
+    values = series.detach().cpu().double().numpy()
+
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.figure import Figure
+
+    n_cols = 1 + len(checked)
+    panel_height = 1.5 if channels > 1 else 2.1
+    fig = Figure(
+        figsize=(3.3 * n_cols, panel_height * channels * len(rows) + 0.3), layout="constrained"
+    )
+    axes = fig.subplots(channels * len(rows), n_cols, squeeze=False)
+    for r, idx in enumerate(rows):
+        block = axes[r * channels : (r + 1) * channels]  # (C, n_cols)
+        limits = [_series_limits(values[idx, c]) for c in range(channels)]
+        span = None if spans is None else spans[idx].tolist()
+        bottom = r == len(rows) - 1
+        for c in range(channels):
+            ax = block[c, 0]
+            if span is not None:
+                _span_patch(ax, *span, limits[c], shaded=True)
+            _series_line(ax, values[idx, c])
+            _series_axes(ax, length, limits[c], bottom and c == channels - 1)
+            if channels > 1:
+                ax.set_ylabel(f"channel {c}", fontsize=TITLE_SIZE - 1)
+        title = f"series {idx}"
+        if span is not None:
+            title += f", span {span[0]:g}–{span[1]:g}"
+        if labels is not None:
+            title += f"\n{_class_label(labels[idx], names)}"
+        block[0, 0].set_title(title, fontsize=TITLE_SIZE)
+        for j, (name, attr) in enumerate(checked.items(), start=1):
+            saliency = _series_map_np(attr[idx], f"maps[{name!r}]")
+            norm, title = _map_norm(saliency, clip, name)
+            for c in range(channels):
+                ax = block[c, j]
+                _band(ax, values[idx, c], saliency, norm, limits[c])
+                _series_line(ax, values[idx, c])
+                if span is not None:
+                    _span_patch(ax, *span, limits[c], shaded=False)
+                _series_axes(ax, length, limits[c], bottom and c == channels - 1)
+            block[0, j].set_title(title, fontsize=TITLE_SIZE)
+            bar = fig.colorbar(
+                ScalarMappable(norm=norm, cmap=SALIENCY_CMAP), ax=list(block[:, j]), aspect=15
+            )
+            bar.ax.tick_params(labelsize=TITLE_SIZE - 2)
     return _save(fig, path, dpi)
 
 
@@ -525,15 +800,23 @@ def plot_variations(
 ) -> Figure:
     r"""Acceptable variations as a grid: one row per input.
 
-    Columns: the input (``images`` given: the original, with its class and confidence;
-    otherwise the input with :math:`B` blanked), the context weights :math:`R` with a colour
-    bar, the kept variants (``✓`` accepted in green, ``✗`` flipped to another class in red,
-    ``✗`` too unsure in orange; the loss without a classifier) and, in counterfactual mode,
-    the counterfactual candidates. The region :math:`B` is outlined in every input panel.
+    Images: columns are the input (``images`` given: the original, with its class and
+    confidence; otherwise the input with :math:`B` blanked), the context weights :math:`R`
+    with a colour bar, the kept variants (``✓`` accepted in green, ``✗`` flipped to another
+    class in red, ``✗`` too unsure in orange; the loss without a classifier) and, in
+    counterfactual mode, the counterfactual candidates. The region :math:`B` is outlined in
+    every input panel.
+
+    Series (variants :math:`(N, K, C, T)`): one panel per input (:math:`C` stacked panels for
+    :math:`C` channels) with the original in black (without ``images``: the input outside
+    :math:`B`), :math:`B` shaded and the kept variants drawn over it in the same colours
+    (green kept, red flipped, orange too unsure); its title gives the class and confidence of
+    the original and how many variants were kept or flipped, with their confidences. In
+    counterfactual mode a second panel draws the candidates (red where they flip the class).
 
     Args:
         result: A :class:`~captum_perturbmask.generative.LatentVariations`.
-        images: The original inputs :math:`(N, C, H, W)`, optional.
+        images: The original inputs :math:`(N, C, H, W)` or :math:`(N, C, T)`, optional.
         index: Input(s) to draw; all inputs (at most 8) when ``None``.
         max_variants: At most this many variants (and counterfactuals) per row.
         class_names: Names of the classes, indexed by class.
@@ -582,6 +865,9 @@ def plot_variations(
     k = min(n_kept, max_variants)
     cf = getattr(result, "counterfactuals", None)
     kc = 0 if cf is None else min(cf.variants.shape[1], max_variants)
+    if variants.ndim == 4:
+        fig = _series_variations(result, images, [i % n for i in rows], k, kc, names)
+        return _save(fig, path, dpi)
     target = getattr(result, "target", None)
     confidence = getattr(result, "confidence", None)
     accepted = getattr(result, "accepted", None)
@@ -638,6 +924,116 @@ def plot_variations(
     for ax in axes.flat:
         ax.title.set_fontsize(TITLE_SIZE - 1)
     return _save(fig, path, dpi)
+
+
+def _variant_status(result: Any, i: int, j: int) -> str:
+    """``"kept"``, ``"flipped"``, ``"unsure"`` or ``"variant"`` (no classifier)."""
+    accepted, predictions, target = result.accepted, result.predictions, result.target
+    if accepted is None:
+        return "variant"
+    if bool(accepted[i, j]):
+        return "kept"
+    if predictions is not None and target is not None:
+        if int(predictions[i, j]) != int(target[i]):
+            return "flipped"
+    return "unsure"
+
+
+def _series_variations(
+    result: Any,
+    images: Tensor | None,
+    rows: list[int],
+    k: int,
+    kc: int,
+    names: list[str] | None,
+) -> Figure:
+    """The series branch of :func:`plot_variations`."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    variants = result.variants.detach().cpu().double()
+    channels, length = variants.shape[-2:]
+    cf = result.counterfactuals if kc else None
+    target, confidence = result.target, result.confidence
+    input_confidence = result.input_confidence
+
+    def name_of(cls: int) -> str:
+        return _class_label(cls, names if names is not None and cls < len(names) else None)
+
+    cols = 1 + (cf is not None)
+    fig = Figure(figsize=(4.6 * cols, 2.1 * channels * len(rows) + 0.3), layout="constrained")
+    axes = fig.subplots(channels * len(rows), cols, squeeze=False)
+    for r, i in enumerate(rows):
+        mask = result.mask[i].detach().cpu().numpy().astype(bool)
+        runs = _runs(mask)
+        if images is not None:
+            original = images[i].detach().cpu().double().numpy()
+        else:  # the input is known outside B only
+            original = np.where(mask, np.nan, variants[i, 0].numpy())
+        statuses = [_variant_status(result, i, j) for j in range(k)]
+        title = f"series {i}"
+        if target is not None:
+            title += f": {name_of(int(target[i]))}"
+            if input_confidence is not None and images is not None:
+                title += f", p={float(input_confidence[i]):.2f}"
+        if confidence is not None:
+            parts = []
+            for status in ("kept", "flipped", "unsure"):
+                ps = [float(confidence[i, j]) for j in range(k) if statuses[j] == status]
+                if ps:
+                    mark = "\u2713" if status == "kept" else "\u2717"
+                    parts.append(f"{mark} {len(ps)} {status} (p {min(ps):.2f}\u2013{max(ps):.2f})")
+            title += "\n" + ", ".join(parts)
+        else:
+            losses = [float(result.losses[i, j]) for j in range(k)]
+            title += f"\n{k} variants, loss {min(losses):.3g}\u2013{max(losses):.3g}"
+        bottom = r == len(rows) - 1
+        for c in range(channels):
+            ax = axes[r * channels + c, 0]
+            limits = _series_limits(np.concatenate([original[c], variants[i, :k, c].flatten()]))
+            for start, end in runs:
+                _span_patch(ax, start, end, limits, shaded=True)
+            _series_line(ax, original[c], zorder=2)
+            for j in range(k):
+                _variant_lines(ax, variants[i, j, c].numpy(), runs, _STATUS_COLORS[statuses[j]])
+            _series_axes(ax, length, limits, bottom and c == channels - 1)
+            if channels > 1:
+                ax.set_ylabel(f"channel {c}", fontsize=TITLE_SIZE - 1)
+            if cf is None:
+                continue
+            ax = axes[r * channels + c, 1]
+            cf_values = cf.variants[i, :kc, c].detach().cpu().double()
+            for start, end in runs:
+                _span_patch(ax, start, end, limits, shaded=True)
+            _series_line(ax, original[c], zorder=2)
+            for j in range(kc):
+                color = _STATUS_COLORS["flipped"] if bool(cf.flipped[i, j]) else "dimgray"
+                _variant_lines(ax, cf_values[j].numpy(), runs, color)
+            _series_axes(ax, length, limits, bottom and c == channels - 1)
+        axes[r * channels, 0].set_title(title, fontsize=TITLE_SIZE)
+        if cf is not None:
+            flips = [j for j in range(kc) if bool(cf.flipped[i, j])]
+            cf_title = f"counterfactuals: {len(flips)}/{kc} flipped"
+            if flips:
+                classes = sorted({int(cf.predictions[i, j]) for j in flips})
+                cf_title += "\n\u2192 " + ", ".join(name_of(c) for c in classes)
+            axes[r * channels, 1].set_title(cf_title, fontsize=TITLE_SIZE)
+    present = [s for s in _STATUS_COLORS if any(
+        _variant_status(result, i, j) == s for i in rows for j in range(k))]  # fmt: skip
+    handles = [Line2D([], [], color="black", label="original")] + [
+        Line2D([], [], color=_STATUS_COLORS[s], label=s) for s in present
+    ]
+    axes[0, 0].legend(handles=handles, fontsize=TITLE_SIZE - 2, loc="best")
+    return fig
+
+
+def _variant_lines(ax: Axes, values: np.ndarray, runs: list[tuple[int, int]], color: str) -> None:
+    """A variant inside each run of B (one step of context on each side joins it to the
+    original, which it equals outside B)."""
+    steps = np.arange(values.shape[0]) + 0.5
+    for start, end in runs:
+        lo, hi = max(start - 1, 0), min(end + 1, values.shape[0])
+        ax.plot(steps[lo:hi], values[lo:hi], color=color, linewidth=1.0, alpha=0.85, zorder=3)
 
 
 def plot_convergence(

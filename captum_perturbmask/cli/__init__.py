@@ -7,6 +7,9 @@ Three commands, each a thin layer over the library:
     (PerturbMask, RISE, Grad-CAM, LIME and Occlusion through
     :func:`~captum_perturbmask.compare.compare`) and writes ``maps.png``, ``metrics.md``,
     ``metrics.csv``, ``convergence.png``, ``convergence.csv`` and ``variations.png``. Offline.
+    With ``--data gunpoint`` (``captum_perturbmask.cli.series_demo``) it explains held-out
+    GunPoint series and planted-motif series instead and writes ``series_maps.png``,
+    ``planted_maps.png``, ``metrics.md``, ``metrics.csv`` and ``variations.png``.
 
 ``explain`` (``captum_perturbmask.cli.explain``)
     Explains one PNG/JPEG image with a torchvision classifier and writes ``saliency.png`` and
@@ -50,6 +53,8 @@ MIN_SIZE, MAX_SIZE = 8, 4096
 MAX_CLASSES = 100_000
 #: Largest ``demo --n-images``: the held-out split of the digits (one image per digit).
 MAX_DEMO_IMAGES = 540
+#: Largest ``demo --data gunpoint --n-images``: the GunPoint test split.
+MAX_SERIES = 150
 #: Largest ``demo --seeds`` and number of ``--convergence-budgets``.
 MAX_SEEDS = 100
 MAX_BUDGETS = 12
@@ -243,20 +248,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="compare saliency methods on the shipped digits-in-clutter data (offline)",
+        help="compare saliency methods on the shipped digits-in-clutter data or on time "
+        "series (offline)",
         description="Explain held-out digits-in-clutter images with PerturbMask, RISE, "
         "Grad-CAM, LIME and Occlusion; write maps.png, metrics.md/.csv, convergence.png/.csv "
-        "and variations.png into --out.",
+        "and variations.png into --out. With --data gunpoint, explain held-out GunPoint series "
+        "and planted-motif series with PerturbMask, RISE, Occlusion, FeatureAblation, LIME "
+        "and Integrated Gradients; write series_maps.png, planted_maps.png, metrics.md/.csv "
+        "and variations.png.",
     )
     demo.add_argument(
         "--out", type=out_dir, required=True, metavar="DIR", help="output folder (created)"
+    )
+    demo.add_argument(
+        "--data",
+        choices=("digits", "gunpoint"),
+        default="digits",
+        help="digits-in-clutter images (default) or GunPoint and planted-motif time series "
+        "(needs the timeseries extra: aeon)",
     )
     demo.add_argument(
         "--n-images",
         type=int_range(1, MAX_DEMO_IMAGES),
         default=None,
         metavar="N",
-        help=f"images to explain, at most {MAX_DEMO_IMAGES} (default 8; 2 with --quick)",
+        help=f"images (series per bed) to explain, at most {MAX_DEMO_IMAGES} ({MAX_SERIES} for "
+        "--data gunpoint; default 8; 2 with --quick)",
     )
     demo.add_argument(
         "--budget",
@@ -279,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="LIST",
         help="comma-separated budgets of the convergence figure (default "
-        "50,100,200,400,800; 16,50 with --quick)",
+        "50,100,200,400,800; 16,50 with --quick; --data digits only)",
     )
     demo.add_argument(
         "--threads",

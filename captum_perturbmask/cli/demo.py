@@ -1,4 +1,5 @@
-"""``captum-perturbmask demo``: the offline comparison on the shipped digits-in-clutter data.
+"""``captum-perturbmask demo``: the offline comparison on the shipped digits-in-clutter data
+(``--data gunpoint``: on time series, ``captum_perturbmask.cli.series_demo``).
 
 A thin layer over the library: :func:`~captum_perturbmask.compare.compare` with
 :func:`~captum_perturbmask.compare.default_methods` for the table and (once per budget and
@@ -193,7 +194,14 @@ def _variations(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; see :func:`captum_perturbmask.cli.build_parser` for the arguments."""
+    """Run the demo; see :func:`captum_perturbmask.cli.build_parser` for the arguments.
+
+    ``--data gunpoint`` runs the time-series demo (``captum_perturbmask.cli.series_demo``).
+    """
+    if getattr(args, "data", "digits") == "gunpoint":
+        from captum_perturbmask.cli import series_demo
+
+        return series_demo.run(args)
     from captum_perturbmask.data import load_default_classifier, make_digits_clutter
 
     quick = args.quick

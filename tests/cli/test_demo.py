@@ -72,3 +72,67 @@ def test_mask_fits_the_gan_patch() -> None:
     rows, cols = mask[0].any(1).nonzero(), mask[0].any(0).nonzero()
     assert int(rows.max() - rows.min() + 1) <= 32 and int(cols.max() - cols.min() + 1) <= 32
     assert bool(mask[0, 60, 60])  # kept around the peak
+
+
+# ------------------------------------------------------------------------------ --data gunpoint
+SERIES_TINY = ["--data", "gunpoint", "--quick", "--n-images", "2", "--budget", "8", "--seeds", "2"]
+
+
+@pytest.mark.slow
+def test_series_demo_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "series"
+    assert main(["demo", *SERIES_TINY, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "[1/4" in captured.err and "[4/4" in captured.err
+    for name in ("series_maps.png", "planted_maps.png", "variations.png"):
+        assert is_png(out / name), name
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["series_maps.png", "planted_maps.png", "variations.png", "metrics.md", "metrics.csv"]
+    )  # and no temporary file left
+    with open(out / "metrics.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    methods = ["PerturbMask", "RISE", "Occlusion", "FeatureAblation", "LIME", "IntegratedGradients"]
+    assert [(r["data"], r["method"]) for r in rows] == [
+        (bed, m) for bed in ("gunpoint", "planted") for m in methods
+    ]
+    for row in rows:
+        for key in ("insertion", "deletion", "seconds_per_input"):
+            assert 0 <= float(row[key]) < 1e3, (row["data"], row["method"], key)
+        planted = row["data"] == "planted"
+        assert bool(row["iou"]) == planted and bool(row["pointing"]) == planted  # spans known
+        if planted:
+            assert 0 <= float(row["iou"]) <= 1 and float(row["pointing"]) in (0, 0.5, 1)
+    assert float(rows[0]["forwards_per_input"]) == 8 + 1  # the budget, and one clean pass
+    assert float(rows[3]["forwards_per_input"]) == 20  # one per segment (19) and a clean pass
+    md = (out / "metrics.md").read_text(encoding="utf-8")
+    assert "## GunPoint" in md and "## Planted motifs" in md and "Accepted fraction" in md
+    assert "IoU ↑" in md and "pointing ↑" in md
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--convergence-budgets", "4,8"], ("--convergence-budgets", "digits")),
+        (["--n-images", "151"], ("--n-images", "150")),
+    ],
+)
+def test_series_demo_refuses_digits_options(tmp_path: Path, capsys, extra, words) -> None:
+    rc = main(["demo", *SERIES_TINY, *extra, "--out", str(tmp_path / "x")])
+    one_error_line(rc, capsys, *words)
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+
+
+def test_peak_span_mask_is_the_salient_run_around_the_peak() -> None:
+    from captum_perturbmask.cli.series_demo import peak_span_mask
+    from captum_perturbmask.metrics import saliency_mask
+
+    saliency = torch.rand(6, 2, 50, generator=torch.Generator().manual_seed(0))
+    mask = peak_span_mask(saliency, 0.8)
+    salient = saliency_mask(saliency.sum(1, keepdim=True), 0.8)[:, 0]
+    peak = saliency.sum(1).argmax(1)
+    for b in range(6):
+        steps = mask[b].nonzero().flatten()
+        assert bool(mask[b, peak[b]]) and bool((salient[b] | ~mask[b]).all())  # B ⊆ salient
+        assert int(steps.max() - steps.min() + 1) == len(steps)  # one run
+        lo, hi = int(steps.min()), int(steps.max())  # and a maximal one
+        assert (lo == 0 or not salient[b, lo - 1]) and (hi == 49 or not salient[b, hi + 1])
