@@ -23,6 +23,7 @@ SHOWN = {
     "variations.py": ["variations.png"],
     "evaluate_dataset.py": ["evaluation/summary.md", "evaluation/curves.png"],
     "timeseries.py": ["timeseries.png"],
+    "gunpoint.py": ["gunpoint_maps.png", "gunpoint_variations.png"],
 }
 
 
