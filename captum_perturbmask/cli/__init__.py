@@ -36,6 +36,7 @@ import codecs
 import importlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NoReturn
@@ -166,6 +167,34 @@ def prepare_out(path: str) -> Path:
 
 
 Content = bytes | str | Callable[[str], None]
+
+
+class Stages:
+    """A command's numbered progress lines on stderr, with the seconds since it began.
+
+    Example:
+        >>> stages = Stages(4)
+        >>> stages.elapsed() >= 0
+        True
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since the command began."""
+        return time.perf_counter() - self.t0
+
+    def __call__(self, i: int, text: str) -> None:
+        say(f"[{i}/{self.total} {self.elapsed():5.0f} s] {text}")
+
+
+def start_outputs(path: str, names: Iterable[str], stages: int) -> tuple[Path, Stages]:
+    """Prepare ``--out``, refuse output names a folder is in the way of, and start the clock."""
+    out = prepare_out(path)
+    check_targets(out / name for name in names)
+    return out, Stages(stages)
 
 
 def check_targets(paths: Iterable[Path]) -> None:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_perturbmask import viz
-from captum_perturbmask.cli import check_targets, prepare_out, say, write_files
+from captum_perturbmask.cli import say, start_outputs, write_files
 from captum_perturbmask.compare import AttributionFn, compare, default_methods
 
 #: Forward budgets of the convergence figure (the poster's second figure).
@@ -214,12 +214,7 @@ def run(args: argparse.Namespace) -> int:
     n_restarts, n_keep, n_steps = (8, 3, 25) if quick else (16, 6, 100)
     n_varied = min(n_images, 2 if quick else 4)
     seeds = tuple(args.seed + i for i in range(n_seeds))
-    out = prepare_out(args.out)
-    check_targets(out / name for name in OUTPUTS)
-    t0 = time.perf_counter()
-
-    def stage(i: int, text: str) -> None:
-        say(f"[{i}/4 {time.perf_counter() - t0:5.0f} s] {text}")
+    out, stage = start_outputs(args.out, OUTPUTS, 4)
 
     ds = make_digits_clutter("test", n=n_images, seed=args.seed)
     classifier = load_default_classifier()
@@ -308,8 +303,7 @@ def run(args: argparse.Namespace) -> int:
         _convergence_markdown(conv),
         "## Acceptable variations",
         variation_text,
-        f"Runtime: {time.perf_counter() - t0:.0f} s on {threads} CPU thread"
-        f"{'s' if threads > 1 else ''}.",
+        f"Runtime: {stage.elapsed():.0f} s on {threads} CPU thread{'s' if threads > 1 else ''}.",
     ]
     write_files(
         {
@@ -321,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
             out / "variations.png": variations_png,
         }
     )
-    say(f"done in {time.perf_counter() - t0:.0f} s; wrote {', '.join(OUTPUTS)} to {out}")
+    say(f"done in {stage.elapsed():.0f} s; wrote {', '.join(OUTPUTS)} to {out}")
     print(table.to_markdown())
     print(f"accepted fraction of variations: {variations.accepted_fraction:.2f}")
     return 0

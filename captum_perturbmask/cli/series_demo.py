@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import time
 from typing import Any
 
 import torch
@@ -24,9 +23,8 @@ from captum_perturbmask import viz
 from captum_perturbmask.cli import (
     MAX_SERIES,
     CLIError,
-    check_targets,
-    prepare_out,
     say,
+    start_outputs,
     write_files,
 )
 from captum_perturbmask.compare import ComparisonTable, compare, default_methods
@@ -129,12 +127,7 @@ def run(args: argparse.Namespace) -> int:
     n_restarts, n_keep, n_steps, cf_steps = (8, 3, 25, 10) if quick else (32, 6, 150, 60)
     n_varied = min(n_series, 2 if quick else 4)
     seeds = tuple(args.seed + i for i in range(n_seeds))
-    out = prepare_out(args.out)
-    check_targets(out / name for name in OUTPUTS)
-    t0 = time.perf_counter()
-
-    def stage(i: int, text: str) -> None:
-        say(f"[{i}/4 {time.perf_counter() - t0:5.0f} s] {text}")
+    out, stage = start_outputs(args.out, OUTPUTS, 4)
 
     try:
         gunpoint = load_gunpoint("test")
@@ -228,8 +221,7 @@ def run(args: argparse.Namespace) -> int:
         f"flip the decision). Counterfactual mode (latent budget {cf.epsilon:.2f}, "
         f"{cf_steps} steps): {cf.n_flipped_inputs} of {n_varied} series flipped "
         f"({int(cf.flipped.sum())} of {cf.flipped.numel()} candidates). Figure: variations.png.",
-        f"Runtime: {time.perf_counter() - t0:.0f} s on {threads} CPU thread"
-        f"{'s' if threads > 1 else ''}.",
+        f"Runtime: {stage.elapsed():.0f} s on {threads} CPU thread{'s' if threads > 1 else ''}.",
     ]
     write_files(
         {
@@ -240,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
             out / "variations.png": variations_png,
         }
     )
-    say(f"done in {time.perf_counter() - t0:.0f} s; wrote {', '.join(OUTPUTS)} to {out}")
+    say(f"done in {stage.elapsed():.0f} s; wrote {', '.join(OUTPUTS)} to {out}")
     print(table_gp.to_markdown())
     print(table_pl.to_markdown())
     print(f"accepted fraction of variations: {variations.accepted_fraction:.2f}")
