@@ -100,7 +100,7 @@ def methods(model: nn.Module, x: torch.Tensor, budget: int, ppe: int) -> dict[st
     sp_cells = torch.arange(size) * sp // size
     superpixels = (sp_cells[:, None] * sp + sp_cells[None, :]).expand(1, 3, size, size).to(x.device)
     out: dict[str, Callable] = {
-        "PerturbMask (8x8 grid)": lambda: PerturbMask(model).attribute(
+        "PerturbMask (default 6x6 grid)": lambda: PerturbMask(model).attribute(
             x, target=0, budget=budget, perturbations_per_eval=ppe, seed=0),
         "PerturbMask (16x16 grid)": lambda: PerturbMask(model).attribute(
             x, target=0, budget=budget, grid_size=16, perturbations_per_eval=ppe, seed=0),
