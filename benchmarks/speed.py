@@ -133,11 +133,13 @@ def methods(model: nn.Module, x: torch.Tensor, budget: int, ppe: int) -> dict[st
 
 
 def ratio_rows(model: nn.Module, x: torch.Tensor, budget: int, ppe: int, repeats: int,
-               device: torch.device) -> list[str]:  # fmt: skip
+               device: torch.device, only: list[str] | None = None) -> list[str]:  # fmt: skip
     rows = ["| method | forwards | method (s) | bare loop (s) | ratio | non-model share |",
             "|---|---|---|---|---|---|"]  # fmt: skip
     recorder = Recorder(model).eval()
     for name, run in methods(recorder, x, budget, ppe).items():
+        if only and not any(part in name for part in only):
+            continue
         recorder.shapes = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -233,6 +235,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip", nargs="*", default=[], choices=("ratios", "precision", "memory"))
+    parser.add_argument("--only", nargs="*", default=[],
+                        help="ratio rows of methods whose name contains one of these")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.size, args.budget, args.repeats = 112, 100, 2
@@ -252,7 +256,7 @@ def main() -> None:
     ]
     if "ratios" not in args.skip:
         print("method vs the same forwards in a bare loop:", flush=True)
-        lines += ["", *ratio_rows(model, x, args.budget, args.ppe, args.repeats, device)]
+        lines += ["", *ratio_rows(model, x, args.budget, args.ppe, args.repeats, device, args.only)]
     if "precision" not in args.skip:
         print("autocast and channels_last:", flush=True)
         lines += ["", *precision_rows(model, x, args.budget, args.ppe, args.repeats, device)]
