@@ -47,7 +47,10 @@ def _laplacian_from_pairs(
         a, b = p[0][keep], p[1][keep]
         adj[a, b] = 1.0
         adj[b, a] = 1.0
-    return torch.diag(adj.sum(1)) - adj
+    degree = adj.sum(1)
+    lap = adj.neg_()  # D - A built in place: no further (n, n) buffers
+    lap.diagonal().add_(degree)
+    return lap
 
 
 #: Default grid of a series: one cell per ``SERIES_STEPS_PER_CELL`` steps, clamped to

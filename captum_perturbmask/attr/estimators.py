@@ -57,6 +57,10 @@ class RegressionEstimator(Estimator):
     :math:`\bar v` the mean per-feature variance of :math:`x` (makes :math:`\eta` scale-free),
     in closed form on centred data: :math:`\hat s = (C + \eta \bar v L + \lambda \bar v I)^{-1} c`.
 
+    The solve runs once per call, to float64 accuracy; from 1,024 features on (large grids or
+    feature masks) it factorises in float32 and refines with float64 residuals, which halves
+    the cost of the :math:`O(F^3)` factorisation.
+
     Args:
         eta: weight :math:`\eta` of the total-variation (Laplacian) prior.
         ridge: weight :math:`\lambda` of the ridge term.
@@ -129,7 +133,8 @@ class RegressionEstimator(Estimator):
     def _penalise(self, cov: Tensor, laplacian: Tensor) -> Tensor:
         r""":math:`A = C + \bar v (\eta L + \lambda I)`, in place in ``cov``."""
         vbar = torch.diagonal(cov, dim1=1, dim2=2).mean(1).clamp_min(1e-12)  # (B,)
-        cov.addcmul_(laplacian.to(cov.dtype), (self.eta * vbar)[:, None, None])
+        # float32 L into the float64 buffer: promoted element by element, no float64 copy of L
+        cov.addcmul_(laplacian.to(cov.device), (self.eta * vbar)[:, None, None])
         # 1e-9 keeps a degenerate design (all masks equal) solvable: s = 0
         torch.diagonal(cov, dim1=1, dim2=2).add_((self.ridge * vbar + 1e-9)[:, None])
         return cov
@@ -163,6 +168,13 @@ class RegressionEstimator(Estimator):
 MIXED_PRECISION_FEATURES = 1024
 
 
+def _cholesky_solve(chol: Tensor, rhs: Tensor) -> Tensor:
+    """``torch.cholesky_solve(rhs, chol)`` as two triangular solves (several times faster on
+    CPU for one right-hand side)."""
+    y = torch.linalg.solve_triangular(chol, rhs, upper=False)
+    return torch.linalg.solve_triangular(chol.mT, y, upper=True)
+
+
 def _spd_solve(a: Tensor, b: Tensor, refinements: int = 6) -> Tensor:
     r"""Solve the symmetric positive definite systems ``a @ s = b`` to float64 accuracy.
 
@@ -183,7 +195,7 @@ def _spd_solve(a: Tensor, b: Tensor, refinements: int = 6) -> Tensor:
     rhs = b.unsqueeze(-1)
     if a.shape[-1] >= MIXED_PRECISION_FEATURES:
         chol32, info = torch.linalg.cholesky_ex(a.float())
-        s = torch.cholesky_solve(rhs.float(), chol32).double()
+        s = _cholesky_solve(chol32, rhs.float()).double()
         scale = rhs.abs().amax(dim=(1, 2)).clamp_min(1e-300)
         ok = bool((info == 0).all())  # a few host decisions per call, none per iteration
         for _ in range(refinements + 1):
@@ -191,7 +203,7 @@ def _spd_solve(a: Tensor, b: Tensor, refinements: int = 6) -> Tensor:
             err = float(((r.abs().amax(dim=(1, 2)) / scale).nan_to_num(float("inf"))).max())
             if not ok or err < 1e-12:
                 break
-            s = s + torch.cholesky_solve(r.float(), chol32).double()
+            s = s + _cholesky_solve(chol32, r.float()).double()
         if ok and err < 1e-10:
             return s.squeeze(-1)
     chol, _ = torch.linalg.cholesky_ex(a)
