@@ -24,7 +24,7 @@ state, any backend, no display needed), returns it, and saves it when ``path`` i
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
@@ -314,6 +314,33 @@ def _outline(ax: Axes, mask: Tensor) -> None:
 # ------------------------------------------------------------------------------------------
 # Series
 # ------------------------------------------------------------------------------------------
+def _maps_of(maps: object) -> Mapping[str, Any]:
+    """The mapping name -> attributions of ``maps`` (a mapping or a ComparisonTable)."""
+    table_maps = getattr(maps, "maps", maps)
+    if not isinstance(table_maps, Mapping) or not table_maps:
+        raise TypeError(
+            "`maps` must be a non-empty mapping name -> attributions or a ComparisonTable, got "
+            f"{type(maps).__name__}."
+        )
+    return table_maps
+
+
+def _check_maps(
+    table_maps: Mapping[str, Any], fits: Callable[[Tensor], bool], expected: str
+) -> dict[str, Tensor]:
+    """Every map a tensor whose shape ``fits``; ``expected`` says which shapes do."""
+    checked: dict[str, Tensor] = {}
+    for name, attr in table_maps.items():
+        if not isinstance(attr, Tensor):
+            raise TypeError(f"`maps[{name!r}]` must be a torch.Tensor, got {type(attr).__name__}.")
+        if not fits(attr):
+            raise ValueError(
+                f"`maps[{name!r}]` must have shape {expected}, got {tuple(attr.shape)}."
+            )
+        checked[str(name)] = attr
+    return checked
+
+
 def _check_series_batch(inputs: object, name: str) -> Tensor:
     """Series :math:`(B, C, T)` of real, finite numbers."""
     if not isinstance(inputs, Tensor):
@@ -519,12 +546,7 @@ def plot_maps(
         >>> fig.axes[0].get_title()
         'input 1\\nclass 1 (dog)'
     """
-    table_maps = getattr(maps, "maps", maps)
-    if not isinstance(table_maps, Mapping) or not table_maps:
-        raise TypeError(
-            "`maps` must be a non-empty mapping name -> attributions or a ComparisonTable, got "
-            f"{type(maps).__name__}."
-        )
+    table_maps = _maps_of(maps)
     if isinstance(inputs, Tensor) and inputs.ndim == 3:
         return plot_series_maps(
             table_maps, inputs, spans=boxes, targets=targets, class_names=class_names,
@@ -538,16 +560,11 @@ def plot_maps(
     names = _check_class_names(class_names)
     labels = _check_targets(targets, batch)
     boxes = _check_boxes(boxes, size, batch)
-    checked: dict[str, Tensor] = {}
-    for name, attr in table_maps.items():
-        if not isinstance(attr, Tensor):
-            raise TypeError(f"`maps[{name!r}]` must be a torch.Tensor, got {type(attr).__name__}.")
-        if attr.ndim not in (3, 4) or attr.shape[0] != batch or tuple(attr.shape[-2:]) != size:
-            raise ValueError(
-                f"`maps[{name!r}]` must have shape ({batch}, C, {height}, {width}) or "
-                f"({batch}, {height}, {width}) like `inputs`, got {tuple(attr.shape)}."
-            )
-        checked[str(name)] = attr
+    checked = _check_maps(
+        table_maps,
+        lambda a: a.ndim in (3, 4) and a.shape[0] == batch and tuple(a.shape[-2:]) == size,
+        f"({batch}, C, {height}, {width}) or ({batch}, {height}, {width}) like `inputs`",
+    )
 
     from matplotlib.figure import Figure
 
@@ -626,12 +643,7 @@ def plot_series_maps(
         >>> [ax.get_title() for ax in fig.axes[:3]]
         ['series 1, span 30–45\\nclass 1 (Point)', 'a', 'b']
     """
-    table_maps = getattr(maps, "maps", maps)
-    if not isinstance(table_maps, Mapping) or not table_maps:
-        raise TypeError(
-            "`maps` must be a non-empty mapping name -> attributions or a ComparisonTable, got "
-            f"{type(maps).__name__}."
-        )
+    table_maps = _maps_of(maps)
     series = _check_series_batch(series, "series")
     batch, channels, length = series.shape
     clip = _check_clip(clip)
@@ -639,17 +651,17 @@ def plot_series_maps(
     names = _check_class_names(class_names)
     labels = _check_targets(targets, batch)
     spans = _check_spans(spans, length, batch)
-    checked: dict[str, Tensor] = {}
-    for name, attr in table_maps.items():
-        if not isinstance(attr, Tensor):
-            raise TypeError(f"`maps[{name!r}]` must be a torch.Tensor, got {type(attr).__name__}.")
-        fits = attr.ndim in (2, 3) and attr.shape[0] == batch and attr.shape[-1] == length
-        if not fits or (attr.ndim == 3 and attr.shape[1] not in (1, channels)):
-            raise ValueError(
-                f"`maps[{name!r}]` must have shape ({batch}, {channels}, {length}), ({batch}, 1, "
-                f"{length}) or ({batch}, {length}) like the series, got {tuple(attr.shape)}."
-            )
-        checked[str(name)] = attr
+    checked = _check_maps(
+        table_maps,
+        lambda a: (
+            a.ndim in (2, 3)
+            and a.shape[0] == batch
+            and a.shape[-1] == length
+            and (a.ndim == 2 or a.shape[1] in (1, channels))
+        ),
+        f"({batch}, {channels}, {length}), ({batch}, 1, {length}) or ({batch}, {length}) "
+        "like the series",
+    )
     values = series.detach().cpu().double().numpy()
 
     from matplotlib.cm import ScalarMappable
