@@ -53,8 +53,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import beds as bedlib  # noqa: E402
 
 from captum_perturbmask import RISE, PerturbMask  # noqa: E402
-from captum_perturbmask._forward import TargetForward  # noqa: E402
-from captum_perturbmask.attr._common import mix  # noqa: E402
+from captum_perturbmask._core.forward import TargetForward  # noqa: E402
+from captum_perturbmask.attr._inputs import mix  # noqa: E402
 from captum_perturbmask.attr._masks import MaskDesign  # noqa: E402
 from captum_perturbmask.metrics import (  # noqa: E402
     box_iou,

@@ -349,7 +349,7 @@ def reference_check(bed: str, model: nn.Module, items: SeriesItems, saliency: Te
     """Does a start of insertion (end of deletion) rank maps sensibly? Scores PerturbMask's
     seed-0 map, the same map reversed, a random map and (planted) the motif span itself from
     three starts, with the metric itself (``insertion_deletion``), on every series."""
-    from captum_perturbmask._ops import blur
+    from captum_perturbmask._core.ops import blur
     from captum_perturbmask.metrics import insertion_deletion
 
     x, y = items.series, items.labels

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_perturbmask._captum_compat import TargetType
-from captum_perturbmask._forward import ConfidenceType, CountForwards, deprecated_alias
-from captum_perturbmask._random import private_global_rng
+from captum_perturbmask._core.captum_compat import TargetType
+from captum_perturbmask._core.forward import ConfidenceType, CountForwards, deprecated_alias
+from captum_perturbmask._core.random import private_global_rng
 from captum_perturbmask.evaluate import AttributionFn
 
 __all__ = ["AttributionFn", "ComparisonTable", "compare", "default_methods"]

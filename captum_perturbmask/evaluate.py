@@ -39,10 +39,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_perturbmask._captum_compat import TargetType
-from captum_perturbmask._checks import check_bool, check_choice, check_int
-from captum_perturbmask._forward import ConfidenceType, CountForwards, check_confidence
-from captum_perturbmask._random import private_global_rng
+from captum_perturbmask._core.captum_compat import TargetType
+from captum_perturbmask._core.checks import check_bool, check_choice, check_int
+from captum_perturbmask._core.forward import ConfidenceType, CountForwards, check_confidence
+from captum_perturbmask._core.random import private_global_rng
 
 __all__ = ["EvaluationResult", "evaluate", "score_batch", "summarize"]
 

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_perturbmask._forward import TargetForward
-from captum_perturbmask._random import make_generator
-from captum_perturbmask.attr._common import mix, spans
+from captum_perturbmask._core.forward import TargetForward
+from captum_perturbmask._core.random import make_generator
+from captum_perturbmask.attr._inputs import mix, spans
 from captum_perturbmask.attr._masks import MaskDesign
 from captum_perturbmask.attr.perturb_mask import CHAIN_BLOCK, chain_step
 

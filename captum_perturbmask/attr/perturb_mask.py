@@ -13,14 +13,14 @@ from captum.attr import PerturbationAttribution
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_perturbmask._captum_compat import (
+from captum_perturbmask._core.captum_compat import (
     TargetType,
     TensorOrTupleOfTensorsGeneric,
     _format_output,
     _format_tensor_into_tuples,
     _is_tuple,
 )
-from captum_perturbmask._checks import (
+from captum_perturbmask._core.checks import (
     MAX_BUDGET,
     check_bool,
     check_choice,
@@ -29,9 +29,9 @@ from captum_perturbmask._checks import (
     check_int,
     check_size,
 )
-from captum_perturbmask._forward import ConfidenceType, TargetForward, check_confidence
-from captum_perturbmask._random import make_generator, resolve_seed
-from captum_perturbmask.attr._common import (
+from captum_perturbmask._core.forward import ConfidenceType, TargetForward, check_confidence
+from captum_perturbmask._core.random import make_generator, resolve_seed
+from captum_perturbmask.attr._inputs import (
     check_inputs,
     compute_dtype,
     format_baselines,

@@ -115,7 +115,7 @@ def int_range(minimum: int, maximum: int | Callable[[], int] | None = None) -> C
 
 
 def _max_budget() -> int:
-    from captum_perturbmask._checks import MAX_BUDGET
+    from captum_perturbmask._core.checks import MAX_BUDGET
 
     return MAX_BUDGET
 

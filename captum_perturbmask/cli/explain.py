@@ -342,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
     from torchvision.transforms.v2 import Normalize
 
     from captum_perturbmask import viz
-    from captum_perturbmask._forward import CountForwards
+    from captum_perturbmask._core.forward import CountForwards
     from captum_perturbmask.attr import RISE, PerturbMask
 
     if Path(args.out).exists() and not Path(args.out).is_dir():

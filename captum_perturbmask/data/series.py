@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from captum_perturbmask._checks import check_choice, check_int
+from captum_perturbmask._core.checks import check_choice, check_int
 
 __all__ = [
     "GUNPOINT_1NN_DTW_ACCURACY",

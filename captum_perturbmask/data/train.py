@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from captum_perturbmask._random import private_global_rng
+from captum_perturbmask._core.random import private_global_rng
 from captum_perturbmask.data.digits import digit_split_indices, make_digits_clutter, paste_patches
 from captum_perturbmask.data.models import (
     DigitsCNN,

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._checks import check_real_tensor
+from captum_perturbmask._core.checks import check_real_tensor
 
 __all__ = ["mask_extents", "mask_from", "patch_origins"]
 

@@ -29,8 +29,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from captum_perturbmask._captum_compat import TargetType
-from captum_perturbmask._checks import (
+from captum_perturbmask._core.captum_compat import TargetType
+from captum_perturbmask._core.checks import (
     MAX_BUDGET,
     check_bool,
     check_choice,
@@ -40,13 +40,13 @@ from captum_perturbmask._checks import (
     check_int,
     check_seed,
 )
-from captum_perturbmask._forward import (
+from captum_perturbmask._core.forward import (
     ConfidenceType,
     TargetForward,
     check_confidence,
     deprecated_alias,
 )
-from captum_perturbmask._random import make_generator
+from captum_perturbmask._core.random import make_generator
 from captum_perturbmask.generative._regions import mask_from, patch_origins
 from captum_perturbmask.generative._search import (
     FiniteGuard,

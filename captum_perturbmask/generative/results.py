@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._checks import check_float, check_int
+from captum_perturbmask._core.checks import check_float, check_int
 
 __all__ = ["CounterfactualConfig", "CounterfactualVariations", "LatentVariations"]
 

@@ -15,7 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from captum_perturbmask.metrics._validation import check_finite, check_tensor, rank_map
+from captum_perturbmask._core.checks import check_finite, check_tensor
+from captum_perturbmask._core.ranking import rank_map
 
 __all__ = ["RunConsistency", "average_ranks", "run_consistency"]
 

@@ -18,14 +18,14 @@ import math
 import torch
 from torch import Tensor
 
-from captum_perturbmask._checks import check_int
-from captum_perturbmask.metrics._validation import (
+from captum_perturbmask._core.checks import (
     aggregate_saliency,
     check_float_tensor,
     check_fraction,
+    check_int,
     check_tensor,
-    descending_order,
 )
+from captum_perturbmask._core.ranking import descending_order
 
 __all__ = [
     "box_iou",

@@ -15,17 +15,17 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from captum_perturbmask._captum_compat import TargetType
-from captum_perturbmask._checks import check_finite_scalar
-from captum_perturbmask._forward import ConfidenceType, TargetForward, deprecated_alias
-from captum_perturbmask._ops import blur
-from captum_perturbmask.metrics._validation import (
+from captum_perturbmask._core.captum_compat import TargetType
+from captum_perturbmask._core.checks import (
     aggregate_saliency,
     check_finite,
+    check_finite_scalar,
     check_float_tensor,
     check_int,
-    rank_map,
 )
+from captum_perturbmask._core.forward import ConfidenceType, TargetForward, deprecated_alias
+from captum_perturbmask._core.ops import blur
+from captum_perturbmask._core.ranking import rank_map
 
 __all__ = ["InsertionDeletion", "deletion_auc", "insertion_auc", "insertion_deletion"]
 

@@ -163,7 +163,7 @@ def test_every_target_form_on_every_output_shape(method, model, target) -> None:
 
 def test_confidence_rules_per_output_shape() -> None:
     """softmax over dim 1 for (B, K) and (B, K, H, W); sigmoid for one logit; raw for identity."""
-    from captum_perturbmask._forward import TargetForward
+    from captum_perturbmask._core.forward import TargetForward
 
     x = (torch.rand(2, 3),)
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])

@@ -214,7 +214,7 @@ class RowRecorder(nn.Module):
 def test_each_baseline_form_perturbs_rows_as_documented(form: str) -> None:
     """Every perturbed row is ``b + m * (x - b)`` with one mask ``m`` in [0, 1] shared by the
     channels, ``b`` the documented baseline, and some positions fully masked (``m = 0``)."""
-    from captum_perturbmask._ops import blur
+    from captum_perturbmask._core.ops import blur
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 12, 12, generator=g) + 2.0
@@ -521,7 +521,7 @@ def test_sequential_batch_and_chunking_invariance() -> None:
 
 
 def test_sequential_uses_the_budget_exactly() -> None:
-    from captum_perturbmask._forward import CountForwards
+    from captum_perturbmask._core.forward import CountForwards
 
     model, x = _planted(4)
     for budget in (1, 2, 37):

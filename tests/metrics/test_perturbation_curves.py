@@ -152,7 +152,7 @@ def test_partial_last_step_uses_true_fractions() -> None:
 
 def test_blur_substrate_matches_formula(dtype: torch.dtype, tol: dict) -> None:
     """Insertion's step-0 image is the Gaussian blur (kernel 11, sigma 5; 1-D for series)."""
-    from captum_perturbmask._ops import blur as _blur
+    from captum_perturbmask._core.ops import blur as _blur
 
     img = torch.rand(2, 3, 16, 16, dtype=dtype)
     torch.testing.assert_close(_blur(img, 11, 5.0), reference_blur(img, 11, 5.0), **tol)

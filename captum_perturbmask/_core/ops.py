@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from captum_perturbmask._checks import check_float, check_int
+from captum_perturbmask._core.checks import check_float, check_int
 
 
 def blur(inputs: Tensor, kernel_size: object, sigma: object) -> Tensor:

@@ -2,7 +2,7 @@
 
 Everything here is private. Inputs arrive as Captum does it (tensor or tuple of tensors) and
 leave as tuples of checked tensors; the model itself is only ever called through
-:mod:`captum_perturbmask._forward`.
+:mod:`captum_perturbmask._core.forward`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._captum_compat import _format_tensor_into_tuples
-from captum_perturbmask._ops import blur
+from captum_perturbmask._core.captum_compat import _format_tensor_into_tuples
+from captum_perturbmask._core.ops import blur
 
 CHANNELS_LAST = torch.channels_last
 

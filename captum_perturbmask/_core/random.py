@@ -6,7 +6,7 @@ from contextlib import AbstractContextManager
 
 import torch
 
-from captum_perturbmask._checks import check_seed
+from captum_perturbmask._core.checks import check_seed
 
 
 def resolve_seed(seed: object) -> int:

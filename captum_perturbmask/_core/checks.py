@@ -120,3 +120,63 @@ def check_finite_scalar(x: object, name: str) -> float:
     if not math.isfinite(float(x)):
         raise ValueError(f"`{name}` must be finite, got {x}.")
     return float(x)
+
+
+def check_tensor(x: object, name: str) -> Tensor:
+    """Raise ``TypeError`` unless ``x`` is a tensor; return it."""
+    if isinstance(x, tuple) and len(x) == 1 and isinstance(x[0], Tensor):
+        x = x[0]  # Captum returns 1-tuples for tuple inputs
+    if not isinstance(x, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}.")
+    return x
+
+
+def check_float_tensor(x: object, name: str) -> Tensor:
+    """Raise unless ``x`` is a floating-point tensor holding only finite values."""
+    x = check_tensor(x, name)
+    if not x.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {x.dtype}.")
+    check_finite(x, name)
+    return x
+
+
+def check_finite(x: Tensor, name: str) -> None:
+    """Raise ``ValueError`` if ``x`` holds NaN or infinity (one host sync)."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"`{name}` must be finite, but it contains NaN or infinite values.")
+
+
+def aggregate_saliency(attributions: object, input_shape: torch.Size | None, name: str) -> Tensor:
+    """Reduce Captum-shaped attributions to one saliency value per pixel / time step.
+
+    Args:
+        attributions: Attributions of shape :math:`(B, C, *S)`, :math:`(B, 1, *S)` or
+            :math:`(B, *S)` where :math:`S` is :math:`(H, W)` or :math:`(T,)`.
+        input_shape: Shape :math:`(B, C, *S)` of the explained inputs, or ``None`` to accept
+            :math:`(B, C, H, W)`, :math:`(B, 1, H, W)` or :math:`(B, H, W)` images.
+        name: Argument name used in error messages.
+
+    Returns:
+        Saliency of shape :math:`(B, *S)`; channels are summed.
+    """
+    attr = check_float_tensor(attributions, name)
+    if input_shape is None:
+        if attr.ndim == 4:
+            return attr.sum(dim=1)
+        if attr.ndim == 3:
+            return attr
+        raise ValueError(
+            f"`{name}` must have shape (B, C, H, W), (B, 1, H, W) or (B, H, W), "
+            f"got {tuple(attr.shape)}."
+        )
+    batch, spatial = input_shape[0], tuple(input_shape[2:])
+    shape = tuple(attr.shape)
+    allowed = {(batch, input_shape[1], *spatial), (batch, 1, *spatial)}
+    if shape in allowed:
+        return attr.sum(dim=1)
+    if shape == (batch, *spatial):
+        return attr
+    raise ValueError(
+        f"`{name}` must have the input's shape {tuple(input_shape)}, or {(batch, 1, *spatial)} "
+        f"or {(batch, *spatial)}, got {shape}."
+    )

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_perturbmask._captum_compat import (
+from captum_perturbmask._core.captum_compat import (
     TargetType,
     _format_additional_forward_args,
     _select_targets,
