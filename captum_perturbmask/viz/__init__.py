@@ -20,20 +20,19 @@ style:
 Every function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot``: no global
 state, any backend, no display needed), returns it, and saves it when ``path`` is given.
 
-The figures live by subject: :mod:`~captum_perturbmask.viz.images` (:func:`plot_maps`,
-:func:`plot_explanation`), :mod:`~captum_perturbmask.viz.series` (:func:`plot_series_maps`),
-:mod:`~captum_perturbmask.viz.variations` (:func:`plot_variations`) and
-:mod:`~captum_perturbmask.viz.curves` (:func:`plot_convergence`); all of them are importable
-from here. Matplotlib is imported when a figure is drawn, not with this package.
+The figures live by subject, in ``viz.images`` (:func:`plot_maps`, :func:`plot_explanation`),
+``viz.series`` (:func:`plot_series_maps`), ``viz.variations`` (:func:`plot_variations`) and
+``viz.curves`` (:func:`plot_convergence`), and are imported from here. Matplotlib is imported
+when a figure is drawn, not with this package.
 """
 
-# The style constants besides SALIENCY_CMAP stay importable from here (explicit re-exports of
-# viz._style, their home; not in __all__).
+# The look lives in viz._style; its constants are importable from here too (explicit
+# re-exports; only SALIENCY_CMAP, documented below, is in __all__).
+from captum_perturbmask.viz import _style
 from captum_perturbmask.viz._draw import png_bytes
 from captum_perturbmask.viz._style import BOX_COLOR as BOX_COLOR
 from captum_perturbmask.viz._style import DISPLAY_MAX_SIDE as DISPLAY_MAX_SIDE
 from captum_perturbmask.viz._style import OVERLAY_ALPHA as OVERLAY_ALPHA
-from captum_perturbmask.viz._style import SALIENCY_CMAP
 from captum_perturbmask.viz._style import SAVE_DPI as SAVE_DPI
 from captum_perturbmask.viz._style import SPAN_ALPHA as SPAN_ALPHA
 from captum_perturbmask.viz._style import TITLE_SIZE as TITLE_SIZE
@@ -41,6 +40,11 @@ from captum_perturbmask.viz.curves import plot_convergence
 from captum_perturbmask.viz.images import plot_explanation, plot_maps
 from captum_perturbmask.viz.series import plot_series_maps
 from captum_perturbmask.viz.variations import plot_variations
+
+#: The colour map of every saliency map and context-weight map. It is perceptually uniform and
+#: readable in grey scale and by colour-blind readers (its home, with the rest of the look, is
+#: ``viz._style``).
+SALIENCY_CMAP = _style.SALIENCY_CMAP
 
 __all__ = [
     "SALIENCY_CMAP",

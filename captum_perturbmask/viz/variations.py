@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Integral
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -109,10 +109,20 @@ def plot_variations(
     cf = getattr(result, "counterfactuals", None)
     kc = 0 if cf is None else min(cf.variants.shape[1], max_variants)
     if variants.ndim == 4:
-        fig = _series_variations(result, images, [i % n for i in rows], k, kc, names)
+        fig = _series_variations(result, images, _Shown([i % n for i in rows], k, kc, names))
     else:
-        fig = _image_variations(result, images, rows, k, kc, names)
+        fig = _image_variations(result, images, _Shown(rows, k, kc, names))
     return save(fig, path, dpi)
+
+
+class _Shown(NamedTuple):
+    """What a variations figure shows: its rows (inputs), at most ``k`` variants and ``kc``
+    counterfactuals per row, the class names."""
+
+    rows: list[int]
+    k: int
+    kc: int
+    names: list[str] | None
 
 
 def _variant_status(result: Any, i: int, j: int) -> str:
@@ -129,15 +139,9 @@ def _variant_status(result: Any, i: int, j: int) -> str:
     return "unsure"
 
 
-def _image_variations(
-    result: Any,
-    images: Tensor | None,
-    rows: list[int],
-    k: int,
-    kc: int,
-    names: list[str] | None,
-) -> Figure:
+def _image_variations(result: Any, images: Tensor | None, shown: _Shown) -> Figure:
     """The image branch of :func:`plot_variations`."""
+    rows, k, kc, names = shown
     from matplotlib.figure import Figure
 
     variants = result.variants
@@ -194,15 +198,9 @@ def _image_variations(
     return fig
 
 
-def _series_variations(
-    result: Any,
-    images: Tensor | None,
-    rows: list[int],
-    k: int,
-    kc: int,
-    names: list[str] | None,
-) -> Figure:
+def _series_variations(result: Any, images: Tensor | None, shown: _Shown) -> Figure:
     """The series branch of :func:`plot_variations`."""
+    rows, k, kc, names = shown
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
