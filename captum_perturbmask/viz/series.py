@@ -160,7 +160,7 @@ def plot_series_maps(
 
 
 # ------------------------------------------------------------------------------------------
-# Series primitives
+# Series primitives (shared with viz.variations; not in __all__, not public API)
 # ------------------------------------------------------------------------------------------
 def series_limits(values: np.ndarray) -> tuple[float, float]:
     """y-limits of one channel (every panel of a row shares them): a margin above, and a
@@ -184,6 +184,8 @@ def series_line(ax: Axes, values: np.ndarray, **kwargs: Any) -> None:
 
 
 def series_axes(ax: Axes, length: int, limits: tuple[float, float], xlabel: bool) -> None:
+    """Axes of one channel: the time axis ``[0, T]``, the shared y-limits, the time label on
+    the bottom panel only."""
     ax.set_xlim(0, length)
     ax.set_ylim(*limits)
     ax.tick_params(labelsize=TITLE_SIZE - 2)
@@ -204,7 +206,7 @@ def band(
     outline = np.concatenate([np.stack([xs, ys], 1), [[length, limits[0]], [0.0, limits[0]]]])
     region = Polygon(outline, closed=True, facecolor="none", edgecolor="none")
     ax.add_patch(region)
-    band = ax.imshow(
+    image = ax.imshow(
         saliency[None, :],
         cmap=SALIENCY_CMAP,
         norm=norm,
@@ -213,7 +215,7 @@ def band(
         interpolation="nearest",
         origin="lower",
     )
-    band.set_clip_path(region)
+    image.set_clip_path(region)
 
 
 def span_patch(

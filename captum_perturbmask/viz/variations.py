@@ -141,9 +141,9 @@ def _variant_status(result: Any, i: int, j: int) -> str:
 
 def _image_variations(result: Any, images: Tensor | None, shown: _Shown) -> Figure:
     """The image branch of :func:`plot_variations`."""
-    rows, k, kc, names = shown
     from matplotlib.figure import Figure
 
+    rows, k, kc, names = shown
     variants = result.variants
     size = (int(variants.shape[-2]), int(variants.shape[-1]))
     cf = result.counterfactuals if kc else None
@@ -200,10 +200,10 @@ def _image_variations(result: Any, images: Tensor | None, shown: _Shown) -> Figu
 
 def _series_variations(result: Any, images: Tensor | None, shown: _Shown) -> Figure:
     """The series branch of :func:`plot_variations`."""
-    rows, k, kc, names = shown
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
+    rows, k, kc, names = shown
     variants = result.variants.detach().cpu().double()
     channels, length = variants.shape[-2:]
     cf = result.counterfactuals if kc else None
