@@ -62,11 +62,12 @@ def _sync(device: torch.device) -> None:
 
 def bare_loop(model: nn.Module, shapes: list[tuple[int, ...]], device: torch.device,
               memory_format: torch.memory_format = torch.contiguous_format,
-              autocast: bool = False) -> Callable[[], None]:  # fmt: skip
-    """A loop of forwards of random inputs with exactly ``shapes``."""
+              autocast: bool = False, amp: torch.dtype = torch.bfloat16,
+              ) -> Callable[[], None]:  # fmt: skip
+    """A loop of forwards of random inputs with exactly ``shapes`` (under ``torch.autocast``
+    to ``amp`` when ``autocast``)."""
     inputs = {s: torch.rand(s, device=device).contiguous(memory_format=memory_format)
               for s in set(shapes)}  # fmt: skip
-    amp = torch.float16 if device.type == "cuda" else torch.bfloat16
 
     def run() -> None:
         ctx = torch.autocast(device.type, dtype=amp) if autocast else contextlib.nullcontext()
@@ -102,15 +103,18 @@ def methods(model: nn.Module, x: torch.Tensor, budget: int, ppe: int) -> dict[st
     out: dict[str, Callable] = {
         "PerturbMask (default 6x6 grid)": lambda: PerturbMask(model).attribute(
             x, target=0, budget=budget, perturbations_per_eval=ppe, seed=0),
-        "PerturbMask (16x16 grid)": lambda: PerturbMask(model).attribute(
-            x, target=0, budget=budget, grid_size=16, perturbations_per_eval=ppe, seed=0),
-        "PerturbMask (32x32 grid, 4096 features)": lambda: PerturbMask(model).attribute(
-            x, target=0, budget=budget, grid_size=32, perturbations_per_eval=ppe, seed=0),
+        "PerturbMask (default, perturbations_per_eval auto)": lambda: PerturbMask(model).attribute(
+            x, target=0, budget=budget, seed=0),
+        "PerturbMask (16x16 grid)": lambda: PerturbMask(model, grid_size=16).attribute(
+            x, target=0, budget=budget, perturbations_per_eval=ppe, seed=0),
+        "PerturbMask (32x32 grid, 4096 features)": lambda: PerturbMask(
+            model, grid_size=32).attribute(
+            x, target=0, budget=budget, perturbations_per_eval=ppe, seed=0),
         f"PerturbMask ({sp * sp} superpixels)": lambda: PerturbMask(model).attribute(
             x, target=0, budget=budget, feature_mask=superpixels, perturbations_per_eval=ppe,
             seed=0),
         "RISE": lambda: RISE(model).attribute(
-            x, target=0, n_masks=budget, perturbations_per_eval=ppe, seed=0),
+            x, target=0, budget=budget, perturbations_per_eval=ppe, seed=0),
         f"Captum Occlusion ({window} px window)": lambda: Occlusion(model).attribute(
             x, target=0, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
             perturbations_per_eval=ppe),
@@ -163,7 +167,7 @@ def precision_rows(model: nn.Module, x: torch.Tensor, budget: int, ppe: int, rep
                    device: torch.device) -> list[str]:  # fmt: skip
     from captum_perturbmask import PerturbMask
 
-    amp = torch.float16 if device.type == "cuda" else torch.bfloat16
+    amp = torch.bfloat16
     cl_model = nn.Sequential(*[model]).to(memory_format=torch.channels_last)
     x_cl = x.contiguous(memory_format=torch.channels_last)
 
@@ -201,6 +205,35 @@ def precision_rows(model: nn.Module, x: torch.Tensor, budget: int, ppe: int, rep
     return rows
 
 
+def proxy_rows(x: torch.Tensor) -> list[str]:
+    """CPU proxies of the GPU cost: tensor operations outside the model per forward call and
+    operations that would synchronise with a CUDA device, per call, for 16 images."""
+    from captum_perturbmask import RISE, PerturbMask
+    from captum_perturbmask._core.profiling import OpCounter
+    from captum_perturbmask.data import load_default_classifier
+
+    model = load_default_classifier()
+    batch = torch.rand(16, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    rows = [
+        "| method (16 digits, budget 400, perturbations_per_eval 16) | forward calls | "
+        "ops outside the model per call | sync ops per call |",
+        "|---|---|---|---|",
+    ]
+    cases = {
+        "PerturbMask (6x6)": PerturbMask(model),
+        "PerturbMask (32x32)": PerturbMask(model, grid_size=32),
+        "PerturbMask (chain)": PerturbMask(model, design="chain"),
+        "PerturbMask (sequential)": PerturbMask(model, design="sequential"),
+        "RISE": RISE(model),
+    }
+    for name, method in cases.items():
+        with OpCounter(model) as c:
+            method.attribute(batch, target=0, budget=400, perturbations_per_eval=16, seed=0)
+        rows.append(f"| {name} | {c.forward_calls} | {c.outside_per_call:.1f} | {c.syncs} |")
+        print("  " + rows[-1], flush=True)
+    return rows
+
+
 PEAK = """
 import resource, sys, torch, torchvision
 from captum_perturbmask import PerturbMask
@@ -234,7 +267,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("ratios", "precision", "memory"))
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=("ratios", "precision", "memory", "proxies"))  # fmt: skip
     parser.add_argument("--only", nargs="*", default=[],
                         help="ratio rows of methods whose name contains one of these")  # fmt: skip
     args = parser.parse_args()
@@ -260,6 +294,9 @@ def main() -> None:
     if "precision" not in args.skip:
         print("autocast and channels_last:", flush=True)
         lines += ["", *precision_rows(model, x, args.budget, args.ppe, args.repeats, device)]
+    if "proxies" not in args.skip:
+        print("CPU proxies (ops outside the model, host syncs):", flush=True)
+        lines += ["", *proxy_rows(x)]
     if "memory" not in args.skip and device.type == "cpu":
         print("peak memory:", flush=True)
         lines += ["", *memory_rows(args.size, [args.budget, 10 * args.budget], args.threads)]

@@ -137,15 +137,18 @@ def _per_dim(size: Sequence[int], nd: int) -> tuple[int, ...]:
 
 
 def _axis_tables(
-    g: int, n: int, cell: int, fine: int, shift: bool, device: torch.device, dtype: torch.dtype
-) -> tuple[Tensor, Tensor]:
+    g: int, n: int, cell: int, fine: int, shift: bool, device: torch.device, dtype: torch.dtype,
+    mode: str = "linear",
+) -> tuple[Tensor, Tensor]:  # fmt: skip
     """Interpolation tables of one axis: ``T[s]`` :math:`(n, g)` maps ``g`` cells to the ``n``
-    positions of a mask cropped at shift ``s`` (``F.interpolate``'s linear weights, applied to
-    the identity), and ``Q[s] = P T[s]`` :math:`(f, g)` maps them to the fraction of each of
-    the ``f`` fine cells kept (``P`` is adaptive average pooling). Without shift one entry."""
+    positions of a mask cropped at shift ``s`` (``F.interpolate``'s weights, applied to the
+    identity; ``mode`` ``"linear"`` or ``"nearest"``), and ``Q[s] = P T[s]`` :math:`(f, g)`
+    maps them to the fraction of each of the ``f`` fine cells kept (``P`` is adaptive average
+    pooling). Without shift one entry."""
     eye = torch.eye(g, device=device, dtype=torch.float64).unsqueeze(1)  # (g, 1, g)
     size = (g + 1) * cell if shift else n
-    up = F.interpolate(eye, size=size, mode="linear", align_corners=False)[:, 0].mT  # (size, g)
+    kw = {} if mode == "nearest" else {"align_corners": False}
+    up = F.interpolate(eye, size=size, mode=mode, **kw)[:, 0].mT  # (size, g)
     if shift:
         table = torch.stack([up[s : s + n] for s in range(cell)])  # (cell, n, g)
     else:
@@ -166,8 +169,10 @@ class GridPart:
         fine_size: Sequence[int],
         device: torch.device,
         dtype: torch.dtype,
+        upsample: str = "bilinear",
     ) -> None:
         self.tensor_index = tensor_index
+        self.upsample = "nearest" if upsample == "nearest" else "linear"
         self.sample_shape = tuple(sample_shape)
         self.spatial = tuple(sample_shape[1:])
         nd = len(self.spatial)
@@ -183,9 +188,9 @@ class GridPart:
 
     def _tables(self, shift: bool) -> list[tuple[Tensor, Tensor]]:
         key = ("tables", self.grid, self.spatial, self.cell, self.fine, shift, self.device,
-               self.dtype)  # fmt: skip
+               self.dtype, self.upsample)  # fmt: skip
         return _cached(key, lambda: [  # type: ignore[return-value]
-            _axis_tables(g, n, c, f, shift, self.device, self.dtype)
+            _axis_tables(g, n, c, f, shift, self.device, self.dtype, self.upsample)
             for g, n, c, f in zip(self.grid, self.spatial, self.cell, self.fine, strict=True)
         ])  # fmt: skip
 
@@ -247,13 +252,17 @@ class GridPart:
         )  # fmt: skip
         return out.reshape(b, r, self.n_cells)
 
-    def to_attr(self, scores: Tensor, from_cells: bool = False) -> Tensor:
-        """``(B, n_feat)`` (or ``(B, n_cells)``) scores -> ``(B, *sample_shape)``."""
+    def to_attr(self, scores: Tensor, from_cells: bool = False, smooth: str = "linear") -> Tensor:
+        """``(B, n_feat)`` (or ``(B, n_cells)``) scores -> ``(B, *sample_shape)``, upsampled
+        (bi)linearly, or bicubically on images with ``smooth="cubic"``."""
         size = self.grid if from_cells else self.fine
         b = scores.shape[0]
         m = scores.reshape(b, 1, *size)
         if tuple(size) != self.spatial:
-            mode = "bilinear" if len(self.spatial) == 2 else "linear"
+            if len(self.spatial) == 2:
+                mode = "bicubic" if smooth == "cubic" else "bilinear"
+            else:
+                mode = "linear"
             m = F.interpolate(m, size=self.spatial, mode=mode, align_corners=False)
         return m.expand(b, *self.sample_shape)
 
@@ -339,6 +348,8 @@ class MaskDesign:
         fine_size: regression features per spatial dim (default ``2 * grid_size``).
         dtype: dtype of masks and features.
         image_grid: cells per side of the default grid on images.
+        upsample: ``"bilinear"`` (linear on series, RISE's smooth masks) or ``"nearest"``
+            (cells with hard borders, as the Sobol and HSIC methods use them).
     """
 
     def __init__(
@@ -349,7 +360,10 @@ class MaskDesign:
         fine_size: Sequence[int] | None,
         dtype: torch.dtype,
         image_grid: int = 8,
+        upsample: str = "bilinear",
     ) -> None:
+        if upsample not in ("bilinear", "nearest"):
+            raise ValueError(f"`upsample` must be 'bilinear' or 'nearest', got {upsample!r}")
         device = inputs[0].device
         self.inputs_shapes = [tuple(x.shape[1:]) for x in inputs]
         self.parts: list[GridPart | GroupPart] = []
@@ -378,7 +392,7 @@ class MaskDesign:
                         else default_grid(tuple(x.shape[2:]), image_grid)
                     )
                     f = tuple(2 * v for v in g) if fine_size is None else _per_dim(fine_size, nd)
-                    self.parts.append(GridPart(i, x.shape[1:], g, f, device, dtype))
+                    self.parts.append(GridPart(i, x.shape[1:], g, f, device, dtype, upsample))
                 else:
                     ids = torch.arange(x[0].numel(), device=device).reshape(1, *x.shape[1:])
                     self.parts.append(GroupPart((i,), [ids], ids.numel(), False, device, dtype))
@@ -463,13 +477,16 @@ class MaskDesign:
             return torch.stack([torch.block_diag(*[b[i] for b in blocks]) for i in range(bsz)])
         return torch.block_diag(*blocks)
 
-    def to_attr(self, scores: Tensor, from_cells: bool = False) -> list[Tensor]:
-        """Scores ``(B, F)`` (or ``(B, n_cells)``) -> attribution per input tensor."""
+    def to_attr(
+        self, scores: Tensor, from_cells: bool = False, smooth: str = "linear"
+    ) -> list[Tensor]:
+        """Scores ``(B, F)`` (or ``(B, n_cells)``) -> attribution per input tensor (see
+        :meth:`GridPart.to_attr` for ``smooth``)."""
         out: list[Tensor | None] = [None] * len(self.inputs_shapes)
         slices = self.cell_slices if from_cells else self.feat_slices
         for p, sl in zip(self.parts, slices, strict=True):
             if isinstance(p, GridPart):
-                out[p.tensor_index] = p.to_attr(scores[:, sl], from_cells)
+                out[p.tensor_index] = p.to_attr(scores[:, sl], from_cells, smooth)
             else:
                 for t, a in zip(p.tensor_indices, p.to_attr(scores[:, sl]), strict=True):
                     out[t] = a

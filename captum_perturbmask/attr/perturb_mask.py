@@ -8,17 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from captum.attr import PerturbationAttribution
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from captum_perturbmask._core.captum_compat import (
-    TargetType,
-    TensorOrTupleOfTensorsGeneric,
-    _format_output,
-    _format_tensor_into_tuples,
-    _is_tuple,
-)
+from captum_perturbmask._core.captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from captum_perturbmask._core.checks import (
     MAX_BUDGET,
     check_bool,
@@ -28,8 +20,8 @@ from captum_perturbmask._core.checks import (
     check_int,
     check_size,
 )
-from captum_perturbmask._core.forward import ConfidenceType, TargetForward, check_confidence
-from captum_perturbmask._core.random import resolve_seed
+from captum_perturbmask._core.forward import ConfidenceType, check_confidence
+from captum_perturbmask.attr._base import MaskAttribution
 from captum_perturbmask.attr._designs import (
     DEFAULT_CHAIN_STEPS,
     DESIGNS,
@@ -39,23 +31,10 @@ from captum_perturbmask.attr._designs import (
     design_calls,
     split_budget,
 )
-from captum_perturbmask.attr._inputs import (
-    check_inputs,
-    compute_dtype,
-    format_baselines,
-    format_feature_mask,
-    warn_if_training,
-)
-from captum_perturbmask.attr._loop import (
-    MaskEvaluator,
-    check_perturbations_per_eval,
-    resolve_masks_per_call,
-)
-from captum_perturbmask.attr._masks import MaskDesign
+from captum_perturbmask.attr._loop import DRAW_BLOCK
 from captum_perturbmask.attr.estimators import AverageEstimator, Estimator, RegressionEstimator
 
 VARIANTS = ("adaptive", "literal")
-DEFAULT_BUDGET = 400
 #: Default cells per side of the mask grid on images, and the regression's smoothness weight.
 DEFAULT_IMAGE_GRID = 6
 DEFAULT_ETA = 10.0
@@ -64,7 +43,7 @@ LITERAL_IMAGE_GRID = 8
 LITERAL_ETA = 0.05
 
 
-class PerturbMask(PerturbationAttribution):
+class PerturbMask(MaskAttribution):
     r"""Perturbation-mask saliency (Thakur & Fischmeister, Algorithm 1) for any classifier.
 
     ``PerturbMask(model).attribute(x, target=y)`` returns a map of ``x``'s shape saying how much
@@ -184,6 +163,7 @@ class PerturbMask(PerturbationAttribution):
     ) -> None:
         super().__init__(forward_func)
         self.variant = check_choice(variant, "variant", VARIANTS)
+        self.image_grid = LITERAL_IMAGE_GRID if self.variant == "literal" else DEFAULT_IMAGE_GRID
         self.estimator = _check_estimator(estimator)
         self.confidence = check_confidence(confidence)
         self.grid_size = None if grid_size is None else check_size(grid_size, "grid_size")
@@ -226,11 +206,6 @@ class PerturbMask(PerturbationAttribution):
             initial_mask=check_choice(initial_mask, "initial_mask", INITIAL_MASKS),
             random_shift=check_bool(random_shift, "random_shift"),
         )
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        """The map is not multiplied by the inputs (a mask importance, not a contribution)."""
-        return False
 
     @torch.no_grad()
     def attribute(
@@ -284,85 +259,41 @@ class PerturbMask(PerturbationAttribution):
                 outputs.
             AssertionError, IndexError: an invalid ``target``, as Captum raises it.
         """
-        is_tuple = _is_tuple(inputs)
-        inputs_t = _format_tensor_into_tuples(inputs)
-        checks = check_inputs(inputs_t)
-        budget = DEFAULT_BUDGET if budget is None else check_int(budget, "budget", 1, MAX_BUDGET)
-        check_bool(show_progress, "show_progress")
-        n_iter, n_masks = split_budget(budget, self.settings)
-        seed = resolve_seed(seed)
-        warn_if_training(self.forward_func, stacklevel=3)
-
-        dtype = compute_dtype(inputs_t[0])
-        fmask = format_feature_mask(feature_mask, inputs_t)
-        bases = format_baselines(baselines, inputs_t, checks=checks)
-        runner = TargetForward(
-            self.forward_func, inputs_t[0].shape[0], target, additional_forward_args,
-            self.confidence,
+        per_block = None if self.settings.design == "random" else (lambda b: min(b, DRAW_BLOCK))
+        call = self._start(
+            inputs, baselines, target, additional_forward_args, feature_mask, budget,
+            perturbations_per_eval, show_progress, seed, per_block,
         )  # fmt: skip
-        check_perturbations_per_eval(perturbations_per_eval)
-        literal = self.variant == "literal"
-        masks = MaskDesign(
-            inputs_t, fmask, self.grid_size, self.fine_grid_size, dtype,
-            image_grid=LITERAL_IMAGE_GRID if literal else DEFAULT_IMAGE_GRID,
-        )  # fmt: skip
-        p0 = runner.resolve(inputs_t, checks)
-        per_call = resolve_masks_per_call(perturbations_per_eval, runner, inputs_t, n_masks)
-        bar = tqdm(
-            desc="PerturbMask attribution",
-            total=design_calls(budget, self.settings, per_call),
-            disable=not show_progress,
-        )
-        evaluate = MaskEvaluator(runner, inputs_t, bases, masks, per_call, bar)
+        masks, evaluate = call.design, call.evaluate
+        n_iter, n_masks = split_budget(call.budget, self.settings)
+        call.bar.total = design_calls(call.budget, self.settings, evaluate.masks_per_call)
         # masks and estimators in full precision; the model keeps the caller's autocast
-        with torch.autocast(runner.autocast[0], enabled=False):  # type: ignore[index]
-            if literal:
+        with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
+            if self.variant == "literal":
                 from captum_perturbmask.attr._literal import literal_attribution
 
                 eta = LITERAL_ETA if self.eta is None else self.eta
-                attrs = literal_attribution(
-                    evaluate, masks, p0, self.settings, n_iter, n_masks, eta, seed
+                maps = literal_attribution(
+                    evaluate, masks, call.p0, self.settings, n_iter, n_masks, eta, call.seed
                 )
-                est = None
+                return self._finish(call, maps)
+            est = _make_estimator(self.estimator, DEFAULT_ETA if self.eta is None else self.eta)
+            est.reset(call.batch, masks.n_feat, masks.device, masks.dtype)
+            run = DesignRun(evaluate, masks, est, self.settings, call.seed)
+            lap = masks.laplacian()
+            if self.settings.design == "chain":
+                run.chain(n_iter, n_masks)
+            elif self.settings.design == "sequential":
+                run.sequential(n_masks, lap)
             else:
-                est = _make_estimator(self.estimator, DEFAULT_ETA if self.eta is None else self.eta)
-                est.reset(inputs_t[0].shape[0], masks.n_feat, masks.device, dtype)
-                run = DesignRun(evaluate, masks, est, self.settings, seed)
-                lap = masks.laplacian()
-                if self.settings.design == "chain":
-                    run.chain(n_iter, n_masks)
-                elif self.settings.design == "sequential":
-                    run.sequential(n_masks, lap)
-                else:
-                    run.random(n_masks)
-                attrs = masks.to_attr(est.solve(lap))
-        bar.close()
-        out = _finish(attrs, inputs_t)
-        finite = _all_finite(out)  # the call's second and last host synchronisation
-        if not finite and isinstance(est, RegressionEstimator):
-            # a failed float32 factorisation (NaN scores): solve again in float64
-            est.solve_dtype = torch.float64
-            out = _finish(masks.to_attr(est.solve(lap, exact=True)), inputs_t)
-            finite = _all_finite(out)
-        if not finite:
-            raise ValueError(
-                "the attribution is not finite: `forward_func` returned NaN/inf outputs for "
-                "some perturbed inputs"
-            )
-        return _format_output(is_tuple, out)
+                run.random(n_masks)
+            maps = masks.to_attr(est.solve(lap))
 
+        def exact() -> list[Tensor]:  # a failed float32 factorisation: solve in float64
+            est.solve_dtype = torch.float64  # type: ignore[union-attr]
+            return masks.to_attr(est.solve(lap, exact=True))  # type: ignore[call-arg]
 
-def _finish(attrs: Sequence[Tensor], inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """Attributions in each input's dtype and shape (values repeated over channels)."""
-    return tuple(
-        a.to(x.dtype).expand_as(x).contiguous() for a, x in zip(attrs, inputs, strict=True)
-    )
-
-
-def _all_finite(out: Sequence[Tensor]) -> bool:
-    """One host decision for all attribution tensors."""
-    flags = [torch.isfinite(a).all() for a in out]
-    return bool(flags[0] if len(flags) == 1 else torch.stack(flags).all())
+        return self._finish(call, maps, exact if isinstance(est, RegressionEstimator) else None)
 
 
 def _check_estimator(estimator: object) -> str | Estimator:

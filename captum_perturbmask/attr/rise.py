@@ -6,49 +6,25 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from captum.attr import PerturbationAttribution
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from captum_perturbmask._core.captum_compat import (
-    TargetType,
-    TensorOrTupleOfTensorsGeneric,
-    _format_output,
-    _format_tensor_into_tuples,
-    _is_tuple,
-)
-from captum_perturbmask._core.checks import (
-    MAX_BUDGET,
-    check_bool,
-    check_choice,
-    check_fraction,
-    check_int,
-    check_size,
-)
-from captum_perturbmask._core.forward import ConfidenceType, TargetForward, check_confidence
-from captum_perturbmask._core.random import resolve_seed
-from captum_perturbmask.attr._inputs import (
-    check_inputs,
-    compute_dtype,
-    format_baselines,
-    format_feature_mask,
-    warn_if_training,
-)
+from captum_perturbmask._core.captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
+from captum_perturbmask._core.checks import check_choice, check_fraction, check_size
+from captum_perturbmask._core.forward import ConfidenceType, check_confidence
+from captum_perturbmask.attr._base import MaskAttribution
 from captum_perturbmask.attr._loop import (
+    DRAW_BLOCK,
     MaskEvaluator,
     block_generator,
     block_sizes,
-    check_perturbations_per_eval,
     planned_calls,
-    resolve_masks_per_call,
 )
 from captum_perturbmask.attr._masks import MaskDesign
 
 NORMALIZATIONS = ("expected", "mask_sum")
-DEFAULT_BUDGET = 4000
 
 
-class RISE(PerturbationAttribution):
+class RISE(MaskAttribution):
     r"""RISE saliency: the confidence-weighted average of random smooth masks.
 
     ``RISE(model).attribute(x, target=y, budget=4000)`` scores 4000 randomly masked copies of
@@ -98,15 +74,11 @@ class RISE(PerturbationAttribution):
         confidence: ConfidenceType = "auto",
     ) -> None:
         super().__init__(forward_func)
+        self.default_budget = 4000
         self.grid_size = None if grid_size is None else check_size(grid_size, "grid_size")
         self.keep_prob = check_fraction(keep_prob, "keep_prob", low_open=True)
         self.normalize = check_choice(normalize, "normalize", NORMALIZATIONS)
         self.confidence = check_confidence(confidence)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        """The map is not multiplied by the inputs."""
-        return False
 
     def get_name(self) -> str:
         """``"RISE"`` (Captum would spell the acronym out letter by letter)."""
@@ -153,37 +125,16 @@ class RISE(PerturbationAttribution):
             ValueError: wrong shapes, an empty batch, non-finite inputs or bad argument values.
             AssertionError, IndexError: an invalid ``target``, exactly as Captum raises it.
         """
-        is_tuple = _is_tuple(inputs)
-        inputs_t = _format_tensor_into_tuples(inputs)
-        checks = check_inputs(inputs_t)
-        n_masks = DEFAULT_BUDGET if budget is None else budget
-        n_masks = check_int(n_masks, "budget", 1, MAX_BUDGET)
-        check_perturbations_per_eval(perturbations_per_eval)
-        check_bool(show_progress, "show_progress")
-        seed = resolve_seed(seed)
-        warn_if_training(self.forward_func, stacklevel=3)
-
-        dtype = compute_dtype(inputs_t[0])
-        fmask = format_feature_mask(feature_mask, inputs_t)
-        bases = format_baselines(baselines, inputs_t, checks=checks)
-        runner = TargetForward(
-            self.forward_func, inputs_t[0].shape[0], target, additional_forward_args,
-            self.confidence,
+        call = self._start(
+            inputs, baselines, target, additional_forward_args, feature_mask, budget,
+            perturbations_per_eval, show_progress, seed, lambda b: min(b, DRAW_BLOCK),
         )  # fmt: skip
-        design = MaskDesign(inputs_t, fmask, self.grid_size, None, dtype, image_grid=7)
-        runner.resolve(inputs_t, checks)
-        per_call = resolve_masks_per_call(perturbations_per_eval, runner, inputs_t, n_masks)
-        sizes = block_sizes(n_masks)
-        bar = tqdm(desc="RISE attribution", total=planned_calls(sizes, per_call),
-                   disable=not show_progress)  # fmt: skip
-        evaluate = MaskEvaluator(runner, inputs_t, bases, design, per_call, bar)
+        sizes = block_sizes(call.budget)
+        call.bar.total = planned_calls(sizes, call.evaluate.masks_per_call)
         # masks and sums in full precision; the model keeps the caller's autocast
-        with torch.autocast(runner.autocast[0], enabled=False):  # type: ignore[index]
-            out = self._accumulate(evaluate, design, inputs_t, sizes, seed)
-        bar.close()
-        if not all(bool(torch.isfinite(a).all()) for a in out):
-            raise ValueError("the attribution is not finite: `forward_func` returned NaN/inf")
-        return _format_output(is_tuple, tuple(out))
+        with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
+            maps = self._accumulate(call.evaluate, call.design, call.inputs, sizes, call.seed)
+        return self._finish(call, maps)
 
     def _accumulate(
         self, evaluate: MaskEvaluator, design: MaskDesign, inputs_t: tuple[Tensor, ...],
@@ -218,6 +169,4 @@ class RISE(PerturbationAttribution):
         else:
             maps = [sm.reshape(x.shape[0], *m.shape[2:])  # type: ignore[union-attr]
                     for sm, x, m in zip(scores, inputs_t, masks, strict=True)]  # fmt: skip
-        return [
-            a.to(x.dtype).expand_as(x).contiguous() for a, x in zip(maps, inputs_t, strict=True)
-        ]
+        return maps
