@@ -21,16 +21,25 @@ from typing import TYPE_CHECKING, Any
 from captum_perturbmask._version import __version__
 
 if TYPE_CHECKING:
-    from captum_perturbmask.attr import RISE, PerturbMask
+    from captum_perturbmask.attr import RISE, HSICAttribution, PerturbMask, SobolAttribution
     from captum_perturbmask.generative import LatentVariationGenerator
 
 _LAZY = {
     "PerturbMask": "captum_perturbmask.attr",
     "RISE": "captum_perturbmask.attr",
+    "HSICAttribution": "captum_perturbmask.attr",
+    "SobolAttribution": "captum_perturbmask.attr",
     "LatentVariationGenerator": "captum_perturbmask.generative",
 }
 
-__all__ = ["LatentVariationGenerator", "PerturbMask", "RISE", "__version__"]
+__all__ = [
+    "HSICAttribution",
+    "LatentVariationGenerator",
+    "PerturbMask",
+    "RISE",
+    "SobolAttribution",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
