@@ -1,6 +1,6 @@
 """Quality of saliency methods at equal forward budgets, on every evaluation bed.
 
-A thin user of :func:`captum_perturbmask.evaluate.evaluate`: every bed of ``beds.py`` becomes a
+A thin user of :func:`captum_perturbmask.evaluation.evaluate`: every bed of ``beds.py`` becomes a
 dataset of ``(image, target, box)`` items, every method a ``fn(x, target, seed)``, and evaluate
 does the rest (insertion↑, deletion↓ with the RISE protocol, IoU↑ of the box around the top
 saliency pixels — the bed's mean box area — with the annotated box, pointing↑, run-to-run
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import beds as bedlib  # noqa: E402
 
 from captum_perturbmask import RISE, PerturbMask  # noqa: E402
-from captum_perturbmask.evaluate import evaluate  # noqa: E402
+from captum_perturbmask.evaluation import evaluate  # noqa: E402
 
 
 def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size: int = 64):
@@ -127,9 +127,9 @@ def evaluate_bed(bed: bedlib.Bed, args: argparse.Namespace) -> str:
         seeds=tuple(range(args.seeds)),
         batch_size=args.chunk,
         out=out,
-        reference=f"PerturbMask ({args.budget})",
+        reference_method=f"PerturbMask ({args.budget})",
         box_threshold=bedlib.box_quantile(bed) if bed.boxes is not None else 0.9,
-        metric_batch_size=256,
+        forward_batch_size=256,
         show_progress=True,
     )
     return (

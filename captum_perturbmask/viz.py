@@ -510,7 +510,7 @@ def plot_maps(
 
     Args:
         maps: A mapping name -> attributions :math:`(B, C, H, W)`, :math:`(B, 1, H, W)` or
-            :math:`(B, H, W)`, or a :class:`~captum_perturbmask.compare.ComparisonTable` (its
+            :math:`(B, H, W)`, or a :class:`~captum_perturbmask.evaluation.EvaluationResult` (its
             ``maps``).
         inputs: Images :math:`(B, C, H, W)` the maps explain (``uint8`` or float; float
             images outside :math:`[0, 1]` are min-max scaled for display), or series
@@ -610,7 +610,7 @@ def plot_series_maps(
 
     Args:
         maps: A mapping name -> attributions :math:`(B, C, T)`, :math:`(B, 1, T)` or
-            :math:`(B, T)`, or a :class:`~captum_perturbmask.compare.ComparisonTable` (its
+            :math:`(B, T)`, or a :class:`~captum_perturbmask.evaluation.EvaluationResult` (its
             ``maps``).
         series: The series :math:`(B, C, T)` the maps explain.
         spans: Ground-truth evidence spans :math:`(B, 2)` ``(start, end)``, ``end`` exclusive

@@ -77,9 +77,10 @@ def test_plot_maps_clip_min_and_no_boxes(images: torch.Tensor) -> None:
 
 
 def test_plot_maps_takes_a_comparison_table(images: torch.Tensor) -> None:
-    from captum_perturbmask.compare import ComparisonTable
+    from captum_perturbmask.evaluation import summarize
 
-    table = ComparisonTable(rows=[], maps={"x": torch.rand(3, 12, 16), "y": torch.rand(3, 12, 16)})
+    table = summarize([])
+    table.maps = {"x": torch.rand(3, 12, 16), "y": torch.rand(3, 12, 16)}
     assert [ax.get_title() for ax in _panels(viz.plot_maps(table, images))] == ["input 0", "x", "y"]
 
 

@@ -100,7 +100,7 @@ def compare(
         pointing_tolerance: Tolerance of :func:`~captum_perturbmask.metrics.pointing_game`.
 
     Returns:
-        An :class:`~captum_perturbmask.evaluation.results.EvaluationResult`, one summary row
+        An :class:`~captum_perturbmask.evaluation.EvaluationResult`, one summary row
         per method in the order of ``methods``, with ``maps``.
 
     Raises:

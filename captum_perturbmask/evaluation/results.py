@@ -3,8 +3,9 @@
 
 :func:`summarize` turns records into an :class:`EvaluationResult`: per method and metric the
 mean over examples with its 95% interval, and the paired differences against a reference
-method. The columns come from the metric registry (:data:`~captum_perturbmask.evaluation.
-scoring.METRICS`), so a registered metric appears in every table without further code.
+method. The columns come from the metric registry
+(:data:`~captum_perturbmask.evaluation.METRICS`), so a registered metric appears in every table
+without further code.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class EvaluationResult:
             ``reference_method``, ``metric``, ``n``, ``diff`` (mean of method minus reference
             over the examples both have), ``ci``.
         reference_method: The method the paired differences are taken against.
-        curves: Method -> key -> mean curve on :data:`~captum_perturbmask.evaluation.scoring.
-            CURVE_GRID`, for the curve columns (insertion, deletion).
+        curves: Method -> key -> mean curve on
+            :data:`~captum_perturbmask.evaluation.scoring.CURVE_GRID`, for the curve columns
+            (insertion, deletion).
         n_examples: Examples with at least one record.
         columns: The record keys summarised, in table order.
         out: The output folder, or ``None`` for an in-memory run.

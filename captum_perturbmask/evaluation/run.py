@@ -4,7 +4,7 @@ It explains fixed blocks of ``batch_size`` consecutive dataset indices (loaded b
 ``DataLoader``, :mod:`~captum_perturbmask.evaluation.data`), scores every map with the
 registered metrics (:func:`~captum_perturbmask.evaluation.scoring.score_batch`), appends the
 records after each block (:mod:`~captum_perturbmask.evaluation.records`) and summarises them
-(:func:`~captum_perturbmask.evaluation.results.summarize`). Under ``torchrun`` every rank takes
+(:func:`~captum_perturbmask.evaluation.summarize`). Under ``torchrun`` every rank takes
 every ``world``-th block (:mod:`~captum_perturbmask.evaluation.distributed`).
 :func:`~captum_perturbmask.evaluation.compare` is the same loop on one in-memory batch.
 """
@@ -283,13 +283,13 @@ def evaluate(
             (pixel-edge convention) for images or ``(start, end)`` for series. A torchvision
             ``ImageFolder`` with its transforms works as is.
         methods: ``None`` (the registry's default set for the data), a list of registered
-            names (:data:`~captum_perturbmask.evaluation.methods.METHODS`), or name ->
+            names (:data:`~captum_perturbmask.evaluation.METHODS`), or name ->
             ``fn(inputs, target, seed)`` or a Captum ``Attribution`` object.
         budget: Forward passes per example of the registered methods.
         seeds: Run seeds; two or more give consistency records.
         batch_size: Examples explained together (the unit of seeding, sharding and resuming).
         metrics: Names of registered metrics
-            (:data:`~captum_perturbmask.evaluation.scoring.METRICS`); default the default set.
+            (:data:`~captum_perturbmask.evaluation.METRICS`); default the default set.
         reference: What removed pixels become in insertion and deletion: ``"default"``
             (insertion from a blur of images and from zeros for series, deletion to zeros),
             ``"mean"`` (the mean input over the evaluated items, computed first in a pass over
@@ -320,7 +320,7 @@ def evaluate(
         pointing_tolerance: Tolerance of the pointing game, in pixels (steps).
 
     Returns:
-        An :class:`~captum_perturbmask.evaluation.results.EvaluationResult` (on every rank;
+        An :class:`~captum_perturbmask.evaluation.EvaluationResult` (on every rank;
         the summary files are written by rank 0).
 
     Raises:
