@@ -3,8 +3,8 @@
 A thin layer over :func:`captum_perturbmask.evaluation.evaluate`: it builds the dataset
 (``digits``, a folder of images, or an ``.npz`` file) and the model (the shipped one or a
 torchvision classifier with a local weights file), picks the methods and metrics by name from
-the registries (:data:`~captum_perturbmask.evaluation.METHODS`,
-:data:`~captum_perturbmask.evaluation.METRICS`), and writes the records, the summary and its
+the registries (:data:`~captum_perturbmask.evaluation.methods.METHODS`,
+:data:`~captum_perturbmask.evaluation.scoring.METRICS`), and writes the records, the summary and its
 figures into ``--out``. Under ``torchrun`` every rank runs this command on its own shard and
 rank 0 writes the summary.
 """

@@ -1,8 +1,8 @@
-"""Dataset items into batches: a :class:`torch.utils.data.DataLoader` over blocks of indices.
+"""Dataset items into batches: a ``torch.utils.data.DataLoader`` over blocks of indices.
 
 The evaluation explains fixed blocks of consecutive dataset indices (the unit of seeding,
-sharding and resuming). :func:`block_loader` loads the blocks it is given through a
-``DataLoader`` (``batch_sampler`` = the blocks, :func:`collate` checks every item), with worker
+sharding and resuming). ``block_loader`` loads the blocks it is given through a
+``DataLoader`` (``batch_sampler`` = the blocks, ``collate`` checks every item), with worker
 processes and pinned memory when the evaluation runs on a GPU, so items load while the device
 computes. A batch never depends on the number of workers: the same blocks, in the same order,
 each collated from its items in index order.
@@ -126,7 +126,7 @@ class Batch:
 
 
 def collate(items: Sequence[tuple[int, Any] | _Failed]) -> Batch:
-    """The :class:`Batch` of one block's items (the ``DataLoader``'s ``collate_fn``); an input
+    """The ``Batch`` of one block's items (the ``DataLoader``'s ``collate_fn``); an input
     whose shape differs from the block's first is a failure of that item."""
     xs: list[Tensor] = []
     targets: list[int | None] = []
@@ -173,7 +173,7 @@ def block_loader(
     num_workers: int | None = None,
     world: int = 1,
 ) -> DataLoader:
-    """A ``DataLoader`` yielding one :class:`Batch` per block, in the order of ``blocks``.
+    """A ``DataLoader`` yielding one ``Batch`` per block, in the order of ``blocks``.
 
     Args:
         dataset: A map-style dataset of ``(input, target[, box])`` items.

@@ -3,7 +3,7 @@
 Every rank appends its records to ``records-rank<r>.jsonl`` under the output folder after each
 batch (flushed and synced), so a killed run loses at most the batch in flight: a line cut by
 the kill is skipped when reading and cut off before appending again, and
-:func:`completed` tells the runner which (example, method) pairs are done. ``config.json``
+``completed`` tells the runner which (example, method) pairs are done. ``config.json``
 holds the settings of the run; resuming with other settings is refused.
 """
 

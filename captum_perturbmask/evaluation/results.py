@@ -1,10 +1,10 @@
 """The result of :func:`~captum_perturbmask.evaluation.evaluate` and
 :func:`~captum_perturbmask.evaluation.compare`: one type, its tables and its figure.
 
-:func:`summarize` turns records into an :class:`EvaluationResult`: per method and metric the
+:func:`~captum_perturbmask.evaluation.summarize` turns records into an :class:`~captum_perturbmask.evaluation.EvaluationResult`: per method and metric the
 mean over examples with its 95% interval, and the paired differences against a reference
 method. The columns come from the metric registry
-(:data:`~captum_perturbmask.evaluation.METRICS`), so a registered metric appears in every table
+(:data:`~captum_perturbmask.evaluation.scoring.METRICS`), so a registered metric appears in every table
 without further code.
 """
 
@@ -269,7 +269,7 @@ def summarize(
         keep_records: Keep the records in the result (in-memory runs).
 
     Returns:
-        An :class:`EvaluationResult`.
+        An :class:`~captum_perturbmask.evaluation.EvaluationResult`.
 
     Raises:
         ValueError: ``reference_method`` is not one of the methods.

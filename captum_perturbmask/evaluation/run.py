@@ -1,4 +1,4 @@
-r"""The runner: :func:`evaluate`, every example of a dataset with every method and seed.
+r"""The runner: :func:`~captum_perturbmask.evaluation.evaluate`, every example of a dataset with every method and seed.
 
 It explains fixed blocks of ``batch_size`` consecutive dataset indices (loaded by a
 ``DataLoader``, :mod:`~captum_perturbmask.evaluation.data`), scores every map with the
@@ -192,7 +192,7 @@ def run_batches(
     """Score every batch and hand its records to ``sink``, batch by batch.
 
     ``batches`` yields ``(batch, target)``; with ``resolve_targets`` the target is the
-    batch's own (:func:`predicted_targets`: the model's prediction where an item has none)
+    batch's own (``predicted_targets``: the model's prediction where an item has none)
     and the yielded one is ignored. Item failures become records (``on_error="skip"``) or are
     raised. Returns, with ``keep_maps``, method -> first-seed maps of every batch.
     """
@@ -283,13 +283,13 @@ def evaluate(
             (pixel-edge convention) for images or ``(start, end)`` for series. A torchvision
             ``ImageFolder`` with its transforms works as is.
         methods: ``None`` (the registry's default set for the data), a list of registered
-            names (:data:`~captum_perturbmask.evaluation.METHODS`), or name ->
+            names (:data:`~captum_perturbmask.evaluation.methods.METHODS`), or name ->
             ``fn(inputs, target, seed)`` or a Captum ``Attribution`` object.
         budget: Forward passes per example of the registered methods.
         seeds: Run seeds; two or more give consistency records.
         batch_size: Examples explained together (the unit of seeding, sharding and resuming).
         metrics: Names of registered metrics
-            (:data:`~captum_perturbmask.evaluation.METRICS`); default the default set.
+            (:data:`~captum_perturbmask.evaluation.scoring.METRICS`); default the default set.
         reference: What removed pixels become in insertion and deletion: ``"default"``
             (insertion from a blur of images and from zeros for series, deletion to zeros),
             ``"mean"`` (the mean input over the evaluated items, computed first in a pass over
