@@ -13,12 +13,10 @@
 
 Example:
     >>> import torch
-    >>> from torch.utils.data import TensorDataset
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3)).eval()
-    >>> data = TensorDataset(torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 0]))
-    >>> methods = {"pixels": lambda x, target, seed: x.abs()}
-    >>> evaluate(model, data, methods, batch_size=2, show_progress=False)["pixels"]["n"]
-    4
+    >>> result = compare(model, torch.rand(2, 3, 4, 4), ["Occlusion"], budget=4, seeds=(0,))
+    >>> result.summary[0]["method"], result.maps["Occlusion"].shape
+    ('Occlusion', torch.Size([2, 3, 4, 4]))
 """
 
 from captum_perturbmask.evaluation.compare import compare

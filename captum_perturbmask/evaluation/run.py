@@ -431,7 +431,7 @@ def _run(
         desc=f"evaluate rank {dist.rank}/{dist.world}" if dist.world > 1 else "evaluate",
         disable=not show_progress,
         position=dist.rank,
-        unit="example",
+        unit="examples",
         dynamic_ncols=True,
     )
     loader = block_loader(dataset, todo, device, num_workers, dist.world)
