@@ -51,6 +51,8 @@ class Distributed:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1 and dist.is_available() and not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() else "gloo"
+            if backend == "nccl":  # before any collective: each rank on its own GPU
+                torch.cuda.set_device(resolve_device("cuda"))
             dist.init_process_group(backend=backend)
             self.created = True
         self.active = dist.is_available() and dist.is_initialized()
