@@ -1,13 +1,13 @@
-"""Evaluation of saliency methods: a whole dataset (:func:`~captum_perturbmask.evaluation.evaluate`) or one batch
-(:func:`~captum_perturbmask.evaluation.compare`), with the same runner, the same arguments and one result type.
+"""Evaluation of saliency methods: a whole dataset (:func:`~.evaluate`) or one batch
+(:func:`~.compare`), with the same runner, the same arguments and one result type.
 
-* :mod:`~captum_perturbmask.evaluation.methods` - the method registry (:func:`~captum_perturbmask.evaluation.default_methods`,
-  :func:`~captum_perturbmask.evaluation.register_method`);
+* :mod:`~captum_perturbmask.evaluation.methods` - the method registry (:func:`~.default_methods`,
+  :func:`~.register_method`);
 * :mod:`~captum_perturbmask.evaluation.scoring` - the metric registry and the scoring of one
-  batch (:func:`~captum_perturbmask.evaluation.register_metric`);
-* :mod:`~captum_perturbmask.evaluation.results` - :class:`~captum_perturbmask.evaluation.EvaluationResult` and
-  :func:`~captum_perturbmask.evaluation.summarize`;
-* :mod:`~captum_perturbmask.evaluation.records` - the JSON Lines records (:func:`~captum_perturbmask.evaluation.read_records`);
+  batch (:func:`~.register_metric`);
+* :mod:`~captum_perturbmask.evaluation.results` - :class:`~.EvaluationResult` and
+  :func:`~.summarize`;
+* :mod:`~captum_perturbmask.evaluation.records` - the JSON Lines records (:func:`~.read_records`);
 * :mod:`~captum_perturbmask.evaluation.data` - dataset items through a ``DataLoader``;
 * :mod:`~captum_perturbmask.evaluation.distributed` - one process or many (``torchrun``).
 

@@ -1,5 +1,5 @@
 """Side-by-side comparison of saliency methods on one batch: the runner of
-:func:`~captum_perturbmask.evaluation.evaluate` on tensors in memory."""
+:func:`~.evaluate` on tensors in memory."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def compare(
     ``result = compare(model, x, target=y, boxes=boxes, budget=400)`` runs the default methods;
     ``print(result.to_markdown())`` shows the table, ``result.maps`` the first run's maps.
 
-    The same runner as :func:`~captum_perturbmask.evaluation.evaluate`, with the same
+    The same runner as :func:`~.evaluate`, with the same
     arguments in the same order and meaning, on ``inputs`` instead of a dataset (example
     ``i`` is index ``i``): each method runs once per seed inside a fork of the global RNG
     seeded from the seed and the batch's first index; a method whose first two runs are
@@ -100,7 +100,7 @@ def compare(
         pointing_tolerance: Tolerance of :func:`~captum_perturbmask.metrics.pointing_game`.
 
     Returns:
-        An :class:`~captum_perturbmask.evaluation.EvaluationResult`, one summary row
+        An :class:`~.EvaluationResult`, one summary row
         per method in the order of ``methods``, with ``maps``.
 
     Raises:

@@ -1,16 +1,16 @@
 r"""The method registry: every saliency method the evaluation can build by name.
 
-An entry (:class:`~captum_perturbmask.evaluation.Method`) says which data it explains (images :math:`(B, C, H, W)`, series
+An entry (:class:`~.Method`) says which data it explains (images :math:`(B, C, H, W)`, series
 :math:`(B, C, T)`), whether it belongs to the default set of that data, and how to build it
-from a :class:`~captum_perturbmask.evaluation.MethodSetting` (the model, an example batch, the forward budget and the rows per
-forward call). :func:`~captum_perturbmask.evaluation.default_methods` builds the entries for a batch;
-:func:`~captum_perturbmask.evaluation.evaluate`, :func:`~captum_perturbmask.evaluation.compare`
+from a :class:`~.MethodSetting` (the model, an example batch, the forward budget and the rows per
+forward call). :func:`~.default_methods` builds the entries for a batch;
+:func:`~.evaluate`, :func:`~.compare`
 and the command line pick them from here, so adding a method is one call of
-:func:`~captum_perturbmask.evaluation.register_method`::
+:func:`~.register_method`::
 
     register_method(Method("Saliency", lambda s: s.captum(Saliency(s.model)), default=()))
 
-A built method is an :data:`~captum_perturbmask.evaluation.methods.AttributionFn`, ``fn(inputs, target, seed) -> attributions``.
+A built method is an :data:`~.AttributionFn`, ``fn(inputs, target, seed) -> attributions``.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ class Method:
 
     Attributes:
         name: The method's name in tables and records (the command line takes it in any case).
-        build: ``build(setting) -> fn(inputs, target, seed)`` for a :class:`~captum_perturbmask.evaluation.MethodSetting`, or
+        build: ``build(setting) -> fn(inputs, target, seed)`` for a :class:`~.MethodSetting`, or
             ``None`` when the method cannot explain this model (Grad-CAM without a
             convolution).
         data: The kinds of data it explains, ``"images"`` and/or ``"series"``.
@@ -198,12 +198,12 @@ class Method:
             raise ValueError(f"method {self.name!r} is a default for data it does not explain.")
 
 
-#: The registry, name -> :class:`~captum_perturbmask.evaluation.Method`, in the order of the tables.
+#: The registry, name -> :class:`~.Method`, in the order of the tables.
 METHODS: dict[str, Method] = {}
 
 
 def register_method(method: Method, *, replace: bool = False) -> Method:
-    """Add ``method`` to :data:`~captum_perturbmask.evaluation.methods.METHODS` (the last place in the tables); returns it.
+    """Add ``method`` to :data:`~.METHODS` (the last place in the tables); returns it.
 
     Raises:
         ValueError: a method of that name (in any case) is registered and ``replace`` is

@@ -1,10 +1,10 @@
-"""The result of :func:`~captum_perturbmask.evaluation.evaluate` and
-:func:`~captum_perturbmask.evaluation.compare`: one type, its tables and its figure.
+"""The result of :func:`~.evaluate` and
+:func:`~.compare`: one type, its tables and its figure.
 
-:func:`~captum_perturbmask.evaluation.summarize` turns records into an :class:`~captum_perturbmask.evaluation.EvaluationResult`: per method and metric the
+:func:`~.summarize` turns records into an :class:`~.EvaluationResult`: per method and metric the
 mean over examples with its 95% interval, and the paired differences against a reference
 method. The columns come from the metric registry
-(:data:`~captum_perturbmask.evaluation.scoring.METRICS`), so a registered metric appears in every table
+(:data:`~.METRICS`), so a registered metric appears in every table
 without further code.
 """
 
@@ -74,7 +74,7 @@ class EvaluationResult:
             over the examples both have), ``ci``.
         reference_method: The method the paired differences are taken against.
         curves: Method -> key -> mean curve on
-            :data:`~captum_perturbmask.evaluation.scoring.CURVE_GRID`, for the curve columns
+            :data:`~.CURVE_GRID`, for the curve columns
             (insertion, deletion).
         n_examples: Examples with at least one record.
         columns: The record keys summarised, in table order.
@@ -259,7 +259,7 @@ def summarize(
     (:func:`~captum_perturbmask.metrics.paired_difference`).
 
     Args:
-        records: Records as :func:`~captum_perturbmask.evaluation.scoring.score_batch` makes
+        records: Records as :func:`~.score_batch` makes
             them (any order; duplicates of the same (index, method, seed) count once).
         methods: Method order of the summary (default: order of first appearance).
         reference_method: Method of the paired differences (default: ``"PerturbMask"`` when
@@ -269,7 +269,7 @@ def summarize(
         keep_records: Keep the records in the result (in-memory runs).
 
     Returns:
-        An :class:`~captum_perturbmask.evaluation.EvaluationResult`.
+        An :class:`~.EvaluationResult`.
 
     Raises:
         ValueError: ``reference_method`` is not one of the methods.

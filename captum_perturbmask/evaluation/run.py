@@ -1,12 +1,12 @@
-r"""The runner: :func:`~captum_perturbmask.evaluation.evaluate`, every example of a dataset with every method and seed.
+r"""The runner: :func:`~.evaluate`, every example of a dataset with every method and seed.
 
 It explains fixed blocks of ``batch_size`` consecutive dataset indices (loaded by a
 ``DataLoader``, :mod:`~captum_perturbmask.evaluation.data`), scores every map with the
-registered metrics (:func:`~captum_perturbmask.evaluation.scoring.score_batch`), appends the
+registered metrics (:func:`~.score_batch`), appends the
 records after each block (:mod:`~captum_perturbmask.evaluation.records`) and summarises them
-(:func:`~captum_perturbmask.evaluation.summarize`). Under ``torchrun`` every rank takes
+(:func:`~.summarize`). Under ``torchrun`` every rank takes
 every ``world``-th block (:mod:`~captum_perturbmask.evaluation.distributed`).
-:func:`~captum_perturbmask.evaluation.compare` is the same loop on one in-memory batch.
+:func:`~.compare` is the same loop on one in-memory batch.
 """
 
 from __future__ import annotations
@@ -283,13 +283,13 @@ def evaluate(
             (pixel-edge convention) for images or ``(start, end)`` for series. A torchvision
             ``ImageFolder`` with its transforms works as is.
         methods: ``None`` (the registry's default set for the data), a list of registered
-            names (:data:`~captum_perturbmask.evaluation.methods.METHODS`), or name ->
+            names (:data:`~.METHODS`), or name ->
             ``fn(inputs, target, seed)`` or a Captum ``Attribution`` object.
         budget: Forward passes per example of the registered methods.
         seeds: Run seeds; two or more give consistency records.
         batch_size: Examples explained together (the unit of seeding, sharding and resuming).
         metrics: Names of registered metrics
-            (:data:`~captum_perturbmask.evaluation.scoring.METRICS`); default the default set.
+            (:data:`~.METRICS`); default the default set.
         reference: What removed pixels become in insertion and deletion: ``"default"``
             (insertion from a blur of images and from zeros for series, deletion to zeros),
             ``"mean"`` (the mean input over the evaluated items, computed first in a pass over
@@ -320,7 +320,7 @@ def evaluate(
         pointing_tolerance: Tolerance of the pointing game, in pixels (steps).
 
     Returns:
-        An :class:`~captum_perturbmask.evaluation.EvaluationResult` (on every rank;
+        An :class:`~.EvaluationResult` (on every rank;
         the summary files are written by rank 0).
 
     Raises:
@@ -381,7 +381,7 @@ def evaluate(
                 ref = ref.to(device)
             settings = ScoreSettings(**{**vars(settings), "reference": ref})
             return _run(
-                model, dataset, methods, budget, seeds, blocks, out_dir, resume, device,
+                model, dataset, methods, budget, seeds, batch_size, blocks, out_dir, resume, device,
                 on_error, show_progress, num_workers, reference_method, settings, dist,
             )  # fmt: skip
     finally:
@@ -390,7 +390,7 @@ def evaluate(
 
 def _run(
     model: Any, dataset: Any, methods: MethodsArg, budget: int, seeds: list[int],
-    blocks: list[list[int]], out: Path | None, resume: bool, device: torch.device,
+    batch_size: int, blocks: list[list[int]], out: Path | None, resume: bool, device: torch.device,
     on_error: str, show_progress: bool, num_workers: int | None, reference_method: str | None,
     settings: ScoreSettings, dist: Distributed,
 ) -> EvaluationResult:  # fmt: skip
@@ -416,7 +416,7 @@ def _run(
             remove_records(out)
         if dist.rank == 0:
             config = {"methods": names, "budget": budget, "seeds": seeds,
-                      "batch_size": len(blocks[0]), **settings.describe()}  # fmt: skip
+                      "batch_size": batch_size, **settings.describe()}  # fmt: skip
             config.pop("forward_batch_size")  # rows per call do not change a record
             write_config(out, config, resume)
         dist.barrier()

@@ -1,10 +1,10 @@
-r"""Scoring maps: the metric registry and :func:`~captum_perturbmask.evaluation.scoring.score_batch`, one batch's records.
+r"""Scoring maps: the metric registry and :func:`~.score_batch`, one batch's records.
 
-A metric entry (:class:`~captum_perturbmask.evaluation.Metric`) names the columns it writes (:class:`~captum_perturbmask.evaluation.Column`: record key,
+A metric entry (:class:`~.Metric`) names the columns it writes (:class:`~.Column`: record key,
 table label, which direction is better, whether a curve is kept) and computes them for a
-:class:`~captum_perturbmask.evaluation.MetricBatch` (the model, the inputs, one method's maps, the target, the knobs). The
+:class:`~.MetricBatch` (the model, the inputs, one method's maps, the target, the knobs). The
 records, the summary, the tables, the report and the command line's ``--metrics`` all read the
-columns from :data:`~captum_perturbmask.evaluation.scoring.METRICS`, so adding a metric is one call of :func:`~captum_perturbmask.evaluation.register_metric`::
+columns from :data:`~.METRICS`, so adding a metric is one call of :func:`~.register_metric`::
 
     register_metric(Metric("energy", (Column("energy", "top-10% energy", True),),
                            lambda b: {"energy": top_energy(b.attributions)}, default=False))
@@ -17,6 +17,7 @@ off the default set: it imputes every removed pixel, which costs far more than a
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -67,7 +68,7 @@ class Column:
         key: Record field and summary key (``<key>``, ``<key>_ci``, ``<key>_n``).
         label: Table header, without the arrow.
         higher_is_better: ``True`` (↑), ``False`` (↓) or ``None`` (no arrow, no verdict).
-        curve: The metric also returns a curve, kept on :data:`~captum_perturbmask.evaluation.scoring.CURVE_GRID` as
+        curve: The metric also returns a curve, kept on :data:`~.CURVE_GRID` as
             ``curve_<key>`` in the records and averaged per method in the summary.
     """
 
@@ -90,9 +91,9 @@ class Metric:
     Attributes:
         name: What ``metrics=`` and ``--metrics`` select.
         columns: The values it writes per example.
-        compute: ``compute(batch) -> {key: Tensor (B,)}`` for a :class:`~captum_perturbmask.evaluation.MetricBatch`, NaN
+        compute: ``compute(batch) -> {key: Tensor (B,)}`` for a :class:`~.MetricBatch`, NaN
             where a value does not exist; a curve column also returns ``"curve_<key>"`` as a
-            pair ``(curves (B, P), fractions (P,))`` (resampled onto :data:`~captum_perturbmask.evaluation.scoring.CURVE_GRID`).
+            pair ``(curves (B, P), fractions (P,))`` (resampled onto :data:`~.CURVE_GRID`).
         needs_boxes: Computed only for the examples with an evidence box (span); the batch it
             gets holds those examples and their ``boxes``.
         default: In the default metric set.
@@ -113,15 +114,15 @@ class Metric:
             raise TypeError(f"`compute` of metric {self.name!r} must be callable.")
 
 
-#: The registry, name -> :class:`~captum_perturbmask.evaluation.Metric`, in the order of the tables.
+#: The registry, name -> :class:`~.Metric`, in the order of the tables.
 METRICS: dict[str, Metric] = {}
-#: The run-to-run columns of stochastic methods (from :func:`~captum_perturbmask.evaluation.scoring.score_batch`'s consistency
+#: The run-to-run columns of stochastic methods (from :func:`~.score_batch`'s consistency
 #: records; the label of ``top_k_iou`` names the ``top_k`` used).
 CONSISTENCY_COLUMNS = (Column("spearman", "Spearman"), Column("top_k_iou", "top-k IoU"))
 
 
 def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
-    """Add ``metric`` to :data:`~captum_perturbmask.evaluation.scoring.METRICS` (the last columns of the tables); returns it.
+    """Add ``metric`` to :data:`~.METRICS` (the last columns of the tables); returns it.
 
     Raises:
         ValueError: a metric of that name, or a column of that key, is registered and
@@ -213,7 +214,8 @@ class ScoreSettings:
             if f.name == "confidence" and not isinstance(value, str):
                 value = "callable"
             elif isinstance(value, Tensor):
-                value = f"tensor{tuple(value.shape)} sum {float(value.double().sum()):.9g}"
+                digest = hashlib.sha1(value.detach().double().cpu().numpy().tobytes()).hexdigest()
+                value = f"tensor{tuple(value.shape)} sha1 {digest[:16]}"
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -430,7 +432,7 @@ def _scores(batch: MetricBatch, boxes: Tensor | None) -> dict[str, Any]:
 
 def _host_values(scores: Mapping[str, Any], columns: Sequence[Column], n: int) -> dict:
     """The scores on the host, one transfer: key -> list of ``n`` floats (``None`` for NaN or
-    missing), ``curve_<key>`` -> list of ``n`` curves on :data:`~captum_perturbmask.evaluation.scoring.CURVE_GRID`."""
+    missing), ``curve_<key>`` -> list of ``n`` curves on :data:`~.CURVE_GRID`."""
     keys = [c.key for c in columns if c.key in scores]
     out: dict[str, list[Any]] = {c.key: [None] * n for c in columns}
     if keys:
@@ -471,7 +473,7 @@ def score_batch(
     gives one record (a dict) per input, method and seed.
 
     Each method runs once per seed inside a fork of the global RNG seeded with
-    :func:`~captum_perturbmask.evaluation.scoring.derive_seed` of the batch's first dataset index (methods that draw from the global
+    :func:`~.derive_seed` of the batch's first dataset index (methods that draw from the global
     RNG, such as Captum's ``Lime``, become reproducible and the caller's RNG is untouched). A
     method whose first two runs are identical is deterministic: it is not run again and gets
     no consistency record. The metrics of a map run batched on its device; its values come to

@@ -47,7 +47,7 @@ from captum_perturbmask._core.ranking import rank_map
 
 __all__ = ["ROAD", "ROAD_FRACTIONS", "noisy_linear_imputation", "road"]
 
-#: Fractions of removed pixels at which :func:`~captum_perturbmask.metrics.road` scores the model (10% to 90%).
+#: Fractions of removed pixels at which :func:`~.road` scores the model (10% to 90%).
 ROAD_FRACTIONS = tuple(round(0.1 * k, 1) for k in range(1, 10))
 ORDERS = ("both", "morf", "lerf")
 #: Relative residual at which the conjugate gradients stop early.
