@@ -172,6 +172,7 @@ def block_loader(
     device: torch.device,
     num_workers: int | None = None,
     world: int = 1,
+    items_on_cpu: bool = True,
 ) -> DataLoader:
     """A ``DataLoader`` yielding one ``Batch`` per block, in the order of ``blocks``.
 
@@ -181,17 +182,20 @@ def block_loader(
         device: Where the batches go (CUDA: pinned memory, and workers by default).
         num_workers: Worker processes; ``None``: 0 on the CPU, up to 4 per rank on CUDA.
         world: Processes sharing this machine (the workers' share of the cores).
+        items_on_cpu: The items are CPU tensors (items already on a GPU are neither pinned
+            nor loaded by workers by default).
     """
-    workers = _workers(device, world) if num_workers is None else num_workers
+    if num_workers is None:
+        num_workers = _workers(device, world) if items_on_cpu else 0
     return DataLoader(
         IndexedItems(dataset),
         batch_sampler=[list(b) for b in blocks],
         collate_fn=collate,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda" and items_on_cpu,
         # the workers' seeds come from this generator, never from the global RNG
         generator=torch.Generator().manual_seed(0),
-        prefetch_factor=2 if workers else None,
+        prefetch_factor=2 if num_workers else None,
     )
 
 

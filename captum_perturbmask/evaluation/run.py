@@ -373,23 +373,27 @@ def evaluate(
                 all_indices[s : s + batch_size] for s in range(0, len(all_indices), batch_size)
             ]
 
+            first = check_item(dataset[blocks[0][0]], blocks[0][0])[0]
+            on_cpu = first.device.type == "cpu"
+
             def mean() -> Tensor:
-                return dataset_mean(block_loader(dataset, blocks, device, num_workers, dist.world))
+                loader = block_loader(dataset, blocks, device, num_workers, dist.world, on_cpu)
+                return dataset_mean(loader)
 
             ref = resolve_reference(reference, mean)
             if isinstance(ref, Tensor):
                 ref = ref.to(device)
             settings = ScoreSettings(**{**vars(settings), "reference": ref})
             return _run(
-                model, dataset, methods, budget, seeds, batch_size, blocks, out_dir, resume, device,
-                on_error, show_progress, num_workers, reference_method, settings, dist,
+                model, dataset, first, methods, budget, seeds, batch_size, blocks, out_dir, resume,
+                device, on_error, show_progress, num_workers, reference_method, settings, dist,
             )  # fmt: skip
     finally:
         dist.close()
 
 
 def _run(
-    model: Any, dataset: Any, methods: MethodsArg, budget: int, seeds: list[int],
+    model: Any, dataset: Any, first: Tensor, methods: MethodsArg, budget: int, seeds: list[int],
     batch_size: int, blocks: list[list[int]], out: Path | None, resume: bool, device: torch.device,
     on_error: str, show_progress: bool, num_workers: int | None, reference_method: str | None,
     settings: ScoreSettings, dist: Distributed,
@@ -398,7 +402,6 @@ def _run(
 
     mine = blocks[dist.rank :: dist.world]
     counter = CountForwards(model)
-    first, _, _ = check_item(dataset[blocks[0][0]], blocks[0][0])
     example = first.to(device).unsqueeze(0).expand(len(blocks[0]), *first.shape)
     fns, counted = resolve_methods(
         model, methods, counter, example, budget, settings.forward_batch_size
@@ -434,7 +437,9 @@ def _run(
         unit="examples",
         dynamic_ncols=True,
     )
-    loader = block_loader(dataset, todo, device, num_workers, dist.world)
+    loader = block_loader(
+        dataset, todo, device, num_workers, dist.world, first.device.type == "cpu"
+    )
     with counter:
         run_batches(
             model, fns, ((batch, None) for batch in loader), seeds, settings, counted,
