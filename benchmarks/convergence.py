@@ -51,7 +51,7 @@ def main() -> None:
             x, target=y, budget=b, seed=s, perturbations_per_eval=512
         ),
         "RISE": lambda b, s: rise.attribute(
-            x, target=y, n_masks=b, seed=s, perturbations_per_eval=512
+            x, target=y, budget=b, seed=s, perturbations_per_eval=512
         ),
     }
     rows = []

@@ -35,8 +35,7 @@ from captum_perturbmask.evaluation import evaluate  # noqa: E402
 
 def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size: int = 64):
     """name -> (fn(x, target, seed), forwards per input, stochastic); ``size``: image side."""
-    pm, rise = PerturbMask(model), RISE(model)
-    pm_kw = {} if eta is None else {"eta": eta}
+    pm, rise = PerturbMask(model, eta=eta), RISE(model)
     win = max(1, size // 8)  # LIME cells and Occlusion windows: an 8 x 8 grid at any size
     stride = max(1, win // 2)
     n_occ = ((size - win) // stride + 1) ** 2
@@ -61,7 +60,7 @@ def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size:
     out = {
         f"PerturbMask ({b})": (
             lambda x, t, s, b=b: pm.attribute(
-                x, target=t, budget=b, seed=s, perturbations_per_eval=ppe, **pm_kw
+                x, target=t, budget=b, seed=s, perturbations_per_eval=ppe
             ),
             b + 1,
             True,
@@ -71,7 +70,7 @@ def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size:
     for n in (100, 400, 1000, 4000):
         out[f"RISE ({n})"] = (
             lambda x, t, s, n=n: rise.attribute(
-                x, target=t, n_masks=n, seed=s, perturbations_per_eval=ppe
+                x, target=t, budget=n, seed=s, perturbations_per_eval=ppe
             ),
             n + 1,
             True,

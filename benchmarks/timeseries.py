@@ -9,7 +9,7 @@ Beds (both offline, shipped models):
   ``SeriesCNN``, target = the motif's class; every item carries its motif span.
 
 Methods, about 400 forward passes each: PerturbMask with its defaults and ``budget=400``; RISE
-with its defaults and ``n_masks`` 400 and 4,000; Captum's Occlusion, FeatureAblation and LIME on
+with its defaults and ``budget`` 400 and 4,000; Captum's Occlusion, FeatureAblation and LIME on
 time segments and Captum's KernelShap on the same segments with ``n_samples=400``, as the
 method registry (:func:`~captum_perturbmask.evaluation.default_methods`) builds them; Integrated
 Gradients (white box, 50
@@ -108,7 +108,7 @@ def build_methods(model: nn.Module, example: Tensor, budget: int) -> dict[str, C
     def rise(n_masks: int) -> Callable:
         def fn(x: Tensor, t, seed: int) -> Tensor:
             return RISE(model).attribute(
-                x, target=t, n_masks=n_masks, seed=seed, perturbations_per_eval=ppe
+                x, target=t, budget=n_masks, seed=seed, perturbations_per_eval=ppe
             )
 
         return fn
@@ -375,12 +375,11 @@ def knob_study(bed: str, model: nn.Module, items: SeriesItems, mu: Tensor, args)
     }
 
     def method(kw: dict) -> Callable:
-        kw = {"budget": args.budget, **kw}
+        call = {"budget": kw.pop("budget", args.budget), "baselines": kw.pop("baselines", None)}
+        explainer = PerturbMask(model, **kw)  # the configuration; budget and baselines per call
 
         def fn(x: Tensor, t, seed: int) -> Tensor:
-            return PerturbMask(model).attribute(
-                x, target=t, seed=seed, perturbations_per_eval=ppe, **kw
-            )
+            return explainer.attribute(x, target=t, seed=seed, perturbations_per_eval=ppe, **call)
 
         return fn
 

@@ -158,6 +158,117 @@ def check_finite(x: Tensor, name: str) -> None:
         raise ValueError(f"`{name}` must be finite, but it contains NaN or infinite values.")
 
 
+def check_regions(
+    regions: object, name: str, ndim: int, size: tuple[int, ...] | None = None
+) -> Tensor:
+    """Boxes :math:`(N, 4)` ``(x1, y1, x2, y2)`` (``ndim=2``) or spans :math:`(N, 2)`
+    ``(start, end)`` (``ndim=1``): real, finite and non-empty (``lo < hi`` on every axis), and
+    inside ``size`` (``(H, W)`` or ``(T,)``) when it is given. Returned as floating point.
+
+    Regions follow the pixel-edge convention of :mod:`captum_perturbmask.metrics.localization`:
+    the upper ends are exclusive, a region may reach ``W``, ``H`` or ``T``.
+    """
+    regions = check_tensor(regions, name)
+    what = "boxes (B, 4) x1, y1, x2, y2" if ndim == 2 else "spans (B, 2) start, end"
+    if regions.dtype == torch.bool or regions.is_complex():
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {regions.dtype}.")
+    if regions.ndim != 2 or regions.shape[1] != 2 * ndim:
+        raise ValueError(f"`{name}` must be {what}, got shape {tuple(regions.shape)}.")
+    if not regions.is_floating_point():
+        regions = regions.to(torch.get_default_dtype())
+    if not bool(torch.isfinite(regions).all()):
+        raise ValueError(f"`{name}` must be finite, but it contains NaN or infinite values.")
+    lo, hi = regions[:, :ndim], regions[:, ndim:]
+    empty = (hi <= lo).any(1)
+    if bool(empty.any()):
+        rows = torch.nonzero(empty).flatten().tolist()
+        rule = "x1 < x2 and y1 < y2" if ndim == 2 else "start < end"
+        raise ValueError(
+            f"`{name}` must satisfy {rule} (non-empty), rows {rows} do not: "
+            f"{regions[empty].tolist()}."
+        )
+    if size is not None:
+        extent = regions.new_tensor(list(reversed(size)))  # (W, H) for xyxy, (T,) for spans
+        outside = (lo < 0).any(1) | (hi > extent).any(1)
+        if bool(outside.any()):
+            rows = torch.nonzero(outside).flatten().tolist()
+            bounds = (
+                f"0 <= x1 < x2 <= {size[1]} and 0 <= y1 < y2 <= {size[0]}"
+                if ndim == 2
+                else f"0 <= start < end <= {size[0]}"
+            )
+            raise ValueError(
+                f"`{name}` must lie inside the {'image' if ndim == 2 else 'series'}, {bounds}, "
+                f"rows {rows} do not: {regions[outside].tolist()}."
+            )
+    return regions
+
+
+def check_boxes(boxes: object, name: str = "boxes", size: tuple[int, int] | None = None) -> Tensor:
+    """Boxes :math:`(N, 4)` ``(x1, y1, x2, y2)``, inside an image of ``size`` ``(H, W)`` if
+    given (see :func:`check_regions`)."""
+    return check_regions(boxes, name, 2, size)
+
+
+def check_spans(spans: object, name: str = "spans", length: int | None = None) -> Tensor:
+    """Spans :math:`(N, 2)` ``(start, end)``, inside a series of ``length`` steps if given (see
+    :func:`check_regions`)."""
+    return check_regions(spans, name, 1, None if length is None else (length,))
+
+
+def check_indices(indices: object, n: int, name: str = "indices") -> list[int]:
+    """One int or a non-empty sequence (or integer tensor) of ints in ``[0, n)``, as a list."""
+    if isinstance(indices, Integral) and not isinstance(indices, bool):
+        indices = [indices]
+    if not isinstance(indices, (Sequence, range, Tensor)) or isinstance(indices, str):
+        raise TypeError(f"`{name}` must be a sequence of ints, got {type(indices).__name__}.")
+    values = [int(i) for i in indices] if isinstance(indices, Tensor) else list(indices)
+    if any(isinstance(i, bool) or not isinstance(i, Integral) for i in values):
+        raise TypeError(f"`{name}` must be a sequence of ints, got {values!r}.")
+    if not values or any(not 0 <= i < n for i in values):
+        raise ValueError(f"`{name}` must be a non-empty list of ints in [0, {n}), got {values}.")
+    return [int(i) for i in values]
+
+
+def check_targets(targets: object, n: int, name: str = "targets") -> list[int] | None:
+    """``None``, one int for all ``n`` inputs, or ``n`` ints (a sequence or a tensor), as a
+    list of ``n`` ints (``None`` stays ``None``)."""
+    if targets is None:
+        return None
+    if isinstance(targets, Tensor):
+        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+            raise TypeError(f"`{name}` must hold integers, got dtype {targets.dtype}.")
+        if targets.numel() == 1:
+            return [int(targets.reshape(()))] * n
+        if targets.ndim != 1 or targets.numel() != n:
+            raise ValueError(
+                f"`{name}` must be one int or {n} ints, got shape {tuple(targets.shape)}."
+            )
+        return [int(t) for t in targets.tolist()]
+    if isinstance(targets, Integral) and not isinstance(targets, bool):
+        return [int(targets)] * n
+    if isinstance(targets, Sequence) and not isinstance(targets, str):
+        if any(isinstance(t, bool) or not isinstance(t, Integral) for t in targets):
+            raise TypeError(f"`{name}` must be ints, got {list(targets)!r}.")
+        if len(targets) != n:
+            raise ValueError(f"`{name}` must be one int or {n} ints, got {len(targets)}.")
+        return [int(t) for t in targets]
+    raise TypeError(
+        f"`{name}` must be an int, a sequence of ints or a tensor, got {type(targets).__name__}."
+    )
+
+
+def check_class_names(class_names: object, name: str = "class_names") -> list[str] | None:
+    """``None`` or a sequence of ``str`` (not one ``str``), as a list."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
+        raise TypeError(f"`{name}` must be a sequence of str, got {type(class_names).__name__}.")
+    if not all(isinstance(c, str) for c in class_names):
+        raise TypeError(f"`{name}` must hold only str.")
+    return list(class_names)
+
+
 def aggregate_saliency(attributions: object, input_shape: torch.Size | None, name: str) -> Tensor:
     """Reduce Captum-shaped attributions to one saliency value per pixel / time step.
 

@@ -54,10 +54,10 @@ def resolve_device(device: object, name: str = "device") -> torch.device:
     Example:
         >>> resolve_device("cpu")
         device(type='cpu')
-        >>> resolve_device("tpu")
+        >>> resolve_device("tpu")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: `device` must be a torch device such as 'cpu', 'cuda', 'cuda:0' or 'mps'; got 'tpu'
+        ValueError: `device` must be a torch device such as 'cpu', 'cuda', ...; got 'tpu'
     """
     if isinstance(device, torch.device):
         dev = device

@@ -160,6 +160,10 @@ class TargetForward:
         self.n_classes = 1
         self.position: Tensor | None = None  # flat position per example, set by resolve
         self.autocast: tuple[str, bool, torch.dtype] | None = None  # the caller's, at resolve
+        self.clean_bytes_per_row = 0.0  # CUDA memory of the clean pass per row, at resolve
+        self._row_index: Tensor | None = None
+        self._pos_rows: Tensor | None = None
+        self._not_target: Tensor | None = None
 
     # ------------------------------------------------------------------ raw outputs
     def raw(self, rows: tuple[Tensor, ...], index: Tensor) -> Tensor:
@@ -195,28 +199,85 @@ class TargetForward:
         return out
 
     # ------------------------------------------------------------------ targets
-    def resolve(self, inputs: tuple[Tensor, ...]) -> Tensor:
+    def resolve(
+        self, inputs: tuple[Tensor, ...], checks: Sequence[tuple[Tensor, BaseException]] = ()
+    ) -> Tensor:
         """One clean forward: validate the target, fix the confidence rule, return
         the clean confidence :math:`(B,)`.
+
+        Every check that needs a value from the device (finite inputs and baselines given in
+        ``checks`` as ``(flag, error)`` pairs, the target's range, finite clean outputs) is
+        decided after **one** host synchronisation; the first failing check raises.
 
         Raises:
             AssertionError, IndexError: an invalid ``target``, as Captum raises it.
             TypeError: a target of the wrong type or dtype.
             ValueError: an output or target that does not select one value per example, or
-                non-finite clean confidences.
+                non-finite clean confidences; any error of ``checks``.
         """
-        index = torch.arange(self.batch, device=inputs[0].device)
-        self.autocast = caller_autocast(inputs[0].device)
+        device = inputs[0].device
+        index = torch.arange(self.batch, device=device)
+        self.autocast = caller_autocast(device)
+        if device.type == "cuda":  # allocator statistics: host-side, no synchronisation
+            before = torch.cuda.memory_allocated(device)
+            peak0 = torch.cuda.max_memory_allocated(device)
         out = self.raw(inputs, index)
+        if device.type == "cuda":
+            peak = max(torch.cuda.max_memory_allocated(device), peak0)
+            self.clean_bytes_per_row = max(peak - before, 0) / self.batch
         self.mode = self._mode_for(out)
-        per_example = math.prod(out.shape[1:])
         self.n_classes = out.shape[1] if out.dim() >= 2 else 1
+        position, bad_target = self._positions(out)
+        self.position = position
+        self._row_index = self._pos_rows = self._not_target = None
+        p0 = self._score(out, index)[0]
+        flags = [flag for flag, _ in checks]
+        errors = [err for _, err in checks]
+        if bad_target is not None:
+            flags.append(bad_target)
+            errors.append(
+                IndexError(
+                    f"`target` entries must be class indices in [0, {self.n_classes}) for "
+                    f"outputs of shape {tuple(out.shape)}"
+                )
+            )
+        flags.append(~torch.isfinite(p0).all())
+        errors.append(None)  # type: ignore[arg-type]
+        decided = torch.stack([f.reshape(()).to(device=p0.device) for f in flags]).tolist()
+        for failed, err in zip(decided, errors, strict=True):
+            if not failed:
+                continue
+            if err is None:
+                raise ValueError(
+                    "`forward_func` returned NaN or infinite outputs on the clean inputs "
+                    f"(confidence {p0.tolist() if p0.numel() <= 8 else 'of several examples'})"
+                )
+            raise err
+        return p0
+
+    def _positions(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The flat output position of every example's target, and (for tensor targets) a
+        device flag that some entry is out of range (decided later, with the other checks).
+        Tensor targets never reach the host: they are clamped into range for the gather."""
+        per_example = math.prod(out.shape[1:])
         target = self.target
+        if isinstance(target, Tensor) and out.dim() == 2:
+            t = target.to(out.device).reshape(-1).long()
+            if t.numel() == 1:
+                t = t.expand(self.batch)
+            if t.numel() != self.batch:
+                raise ValueError(
+                    f"`target` must select one value per example; got {t.numel()} targets for "
+                    f"a batch of {self.batch}"
+                )
+            k = out.shape[1]
+            clamped = t.clamp(0, k - 1)
+            return clamped, (clamped != t).any()
         if target is None:
             if per_example == 1:
                 target = None
             elif out.dim() == 2:
-                target = out.argmax(1)
+                return out.argmax(1), None
             else:
                 raise ValueError(
                     f"`target` is None but the model output has shape {tuple(out.shape)} "
@@ -225,8 +286,16 @@ class TargetForward:
                 )
         else:
             _check_target_range(target, out)
-        if isinstance(target, Tensor):
-            target = target.to(out.device)
+        if isinstance(target, list) and target and isinstance(target[0], int) and out.dim() == 2:
+            t = torch.tensor(target, dtype=torch.long)
+            if t.numel() != self.batch:
+                raise ValueError(
+                    f"`target` must select one value per example; got {t.numel()} targets for "
+                    f"a batch of {self.batch}"
+                )
+            if out.device.type == "cuda":
+                return t.pin_memory().to(out.device, non_blocking=True), None
+            return t.to(out.device), None
         grid = torch.arange(per_example, device=out.device).reshape(out.shape[1:] or (1,))
         grid = grid.expand(out.shape[0], *grid.shape) if out.dim() > 1 else grid
         if out.dim() == 1:
@@ -237,14 +306,7 @@ class TargetForward:
                 f"`target` must select one value per example; on outputs of shape "
                 f"{tuple(out.shape)} it selects shape {tuple(selected.shape)}"
             )
-        self.position = selected.reshape(self.batch).long()
-        p0 = self._score(out, index)[0]
-        if not bool(torch.isfinite(p0).all()):
-            raise ValueError(
-                "`forward_func` returned NaN or infinite outputs on the clean inputs "
-                f"(confidence {p0.tolist() if p0.numel() <= 8 else 'of several examples'})"
-            )
-        return p0
+        return selected.reshape(self.batch).long(), None
 
     def _mode_for(self, out: Tensor) -> str:
         if callable(self.confidence):
@@ -289,6 +351,44 @@ class TargetForward:
         if self.mode == "sigmoid":
             return torch.sigmoid(value), value
         return value, None
+
+    def mask_major_index(self, rows: int) -> Tensor:
+        """Example of each of ``rows`` mask-major rows (row ``r * B + b`` is example ``b``)."""
+        if self._row_index is None or self._row_index.shape[0] < rows:
+            self._row_index = torch.arange(rows, device=self.position.device) % self.batch  # type: ignore[union-attr]
+        return self._row_index[:rows]
+
+    def score_mask_major(self, rows: tuple[Tensor, ...], masks: int) -> Tensor:
+        r"""The fitted score of ``masks * B`` rows ordered mask-major, :math:`(masks, B)`:
+        the target's log-odds for ``"softmax"``, ``"sigmoid"`` and callables, the value for
+        ``"identity"``. Confidences are :meth:`confidence_of` these scores.
+
+        For ``(B, K)`` logits the log-odds are :math:`z_t - \log\sum_{k \ne t} e^{z_k}`
+        (the softmax probability is exactly their sigmoid): a few tensor operations per call.
+        """
+        n = masks * self.batch
+        index = self.mask_major_index(n) if self.args else self.position
+        out = self.raw(rows, index)  # type: ignore[arg-type]
+        if out.dim() == 2 and self.mode in ("softmax", "sigmoid", "identity"):
+            if self.mode == "softmax":
+                z = _float(out).view(masks, self.batch, out.shape[1])
+                if self._pos_rows is None or self._pos_rows.shape[0] < masks:
+                    self._pos_rows = self.position.view(1, -1, 1).expand(  # type: ignore[union-attr]
+                        max(masks, 256), -1, 1
+                    )
+                    not_t = torch.zeros(self.batch, out.shape[1], device=out.device,
+                                        dtype=z.dtype)  # fmt: skip
+                    self._not_target = not_t.scatter_(1, self.position[:, None], float("-inf"))  # type: ignore[index]
+                zt = z.gather(2, self._pos_rows[:masks]).squeeze(2)
+                return zt - (z + self._not_target).logsumexp(2)
+            if out.shape[1] == 1:
+                return _float(out).view(masks, self.batch)
+        y, lo = self._score(out, self.mask_major_index(n))
+        return (y if lo is None else lo).view(masks, self.batch)
+
+    def confidence_of(self, score: Tensor) -> Tensor:
+        """Confidences from :meth:`score_mask_major` scores (the sigmoid of log-odds)."""
+        return score if self.mode == "identity" else torch.sigmoid(score)
 
     def __call__(self, rows: tuple[Tensor, ...], index: Tensor) -> Tensor:
         """Confidence of each row in its example's target, :math:`(N,)`."""
@@ -344,19 +444,15 @@ def _check_target_type(target: object) -> None:
 
 
 def _check_target_range(target: TargetType, out: Tensor) -> None:
-    """Class indices of list/tensor targets must lie in ``[0, K)`` (gather would raise a bare
-    ``RuntimeError``); ``IndexError`` as Captum's integer indexing raises it."""
-    if out.dim() != 2:
+    """Class indices of a list target must lie in ``[0, K)`` (gather would raise a bare
+    ``RuntimeError``); ``IndexError`` as Captum's integer indexing raises it. Tensor targets
+    are checked on the device (see :meth:`TargetForward.resolve`)."""
+    if out.dim() != 2 or not isinstance(target, list) or not target:
+        return
+    if not isinstance(target[0], int):
         return
     k = out.shape[1]
-    values: list[int] | None = None
-    if isinstance(target, Tensor) and target.numel() > 1:
-        values = target.detach().cpu().reshape(-1).tolist()
-    elif isinstance(target, list) and target and isinstance(target[0], int):
-        values = list(target)
-    if values is None:
-        return
-    bad = [v for v in values if not 0 <= v < k]
+    bad = [v for v in target if not 0 <= v < k]
     if bad:
         raise IndexError(
             f"`target` entries must be class indices in [0, {k}) for outputs of shape "

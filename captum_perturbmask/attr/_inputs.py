@@ -7,6 +7,7 @@ leave as tuples of checked tensors; the model itself is only ever called through
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from numbers import Real
@@ -21,8 +22,13 @@ from captum_perturbmask._core.ops import blur
 CHANNELS_LAST = torch.channels_last
 
 
-def check_inputs(inputs: tuple[Tensor, ...]) -> None:
-    """Validate a formatted tuple of input tensors (type, dtype, shape, batch, finiteness)."""
+def check_inputs(inputs: tuple[Tensor, ...]) -> list[tuple[Tensor, BaseException]]:
+    """Validate a formatted tuple of input tensors (type, dtype, shape, batch, device).
+
+    Returns:
+        ``(flag, error)`` pairs for the finiteness of each input, decided on the device with
+        the other checks of the clean pass (one host synchronisation per call).
+    """
     if len(inputs) == 0:
         raise ValueError("`inputs` must contain at least one tensor, got an empty tuple")
     batch = None
@@ -48,14 +54,20 @@ def check_inputs(inputs: tuple[Tensor, ...]) -> None:
                 f"all `inputs` must share the batch size; inputs[0] has {batch}, "
                 f"inputs[{i}] has {x.shape[0]}"
             )
-        if x.numel() and not bool(torch.isfinite(x).all()):
-            raise ValueError(f"`inputs[{i}]` contains NaN or infinite values")
     if len({x.device for x in inputs}) > 1:
         raise ValueError("all `inputs` must be on the same device")
+    return [
+        (~torch.isfinite(x).all(), ValueError(f"`inputs[{i}]` contains NaN or infinite values"))
+        for i, x in enumerate(inputs)
+    ]
 
 
 def format_baselines(
-    baselines: Any, inputs: tuple[Tensor, ...], blur_kernel_size: int = 11, blur_sigma: float = 5.0
+    baselines: Any,
+    inputs: tuple[Tensor, ...],
+    blur_kernel_size: int = 11,
+    blur_sigma: float = 5.0,
+    checks: list[tuple[Tensor, BaseException]] | None = None,
 ) -> tuple[Tensor, ...]:
     """Turn Captum-style ``baselines`` into tensors that broadcast to each input.
 
@@ -63,7 +75,9 @@ def format_baselines(
     without the batch dimension or with batch size 1 (any shape that broadcasts to it), the
     string ``"blur"`` (a Gaussian blur of the input, the insertion metric's substrate), or a
     tuple of those, one per input tensor. Returns one tensor of shape ``(1 or B, *sample)`` per
-    input, in the input's dtype and device.
+    input, in the input's dtype and device. Tensor baselines are checked to be finite on the
+    device: the ``(flag, error)`` pair is appended to ``checks`` when given (decided later
+    with the other checks), else decided at once.
     """
     n = len(inputs)
     if baselines is None or not isinstance(baselines, tuple):
@@ -73,12 +87,19 @@ def format_baselines(
             f"`baselines` must have one entry per input tensor ({n}), got {len(baselines)}"
         )
     return tuple(
-        _one_baseline(b, x, i, blur_kernel_size, blur_sigma)
+        _one_baseline(b, x, i, blur_kernel_size, blur_sigma, checks)
         for i, (b, x) in enumerate(zip(baselines, inputs, strict=True))
     )
 
 
-def _one_baseline(b: Any, x: Tensor, i: int, kernel_size: int, sigma: float) -> Tensor:
+def _one_baseline(
+    b: Any,
+    x: Tensor,
+    i: int,
+    kernel_size: int,
+    sigma: float,
+    checks: list[tuple[Tensor, BaseException]] | None,
+) -> Tensor:
     name = f"baselines[{i}]" if i else "baselines"
     if b is None:
         return torch.zeros((1,) + x.shape[1:], dtype=x.dtype, device=x.device)
@@ -96,7 +117,7 @@ def _one_baseline(b: Any, x: Tensor, i: int, kernel_size: int, sigma: float) -> 
             f"`{name}` must be real numbers, got {b if isinstance(b, bool) else b.dtype}"
         )
     if isinstance(b, Real):
-        if not torch.isfinite(torch.tensor(float(b))):
+        if not math.isfinite(float(b)):
             raise ValueError(f"`{name}` must be finite, got {b}")
         return torch.full((1,) + x.shape[1:], float(b), dtype=x.dtype, device=x.device)
     if not isinstance(b, Tensor):
@@ -110,8 +131,11 @@ def _one_baseline(b: Any, x: Tensor, i: int, kernel_size: int, sigma: float) -> 
             f"{tuple(x.shape)} (expected the input's shape, batch size 1 or no batch dim)"
         )
     b = shaped.to(device=x.device, dtype=x.dtype)
-    if not bool(torch.isfinite(b).all()):
-        raise ValueError(f"`{name}` contains NaN or infinite values")
+    error = ValueError(f"`{name}` contains NaN or infinite values")
+    if checks is not None:
+        checks.append((~torch.isfinite(b).all(), error))
+    elif not bool(torch.isfinite(b).all()):
+        raise error
     return b.expand(b.shape[0], *x.shape[1:])
 
 
@@ -154,15 +178,28 @@ def _leading_ones(t: Tensor, x: Tensor) -> Tensor | None:
         return None
 
 
-def mix(x: Tensor, base: Tensor, mask: Tensor, index: Tensor) -> Tensor:
-    r"""Rows :math:`I \odot M + b \odot (1 - M)` for the examples ``index`` (one fused lerp)."""
-    xi = x if x.shape[0] == 1 else x.index_select(0, index)
-    bi = base if base.shape[0] == 1 else base.index_select(0, index)
-    shape = (mask.shape[0], *x.shape[1:])
-    rows = torch.lerp(bi.expand(shape), xi.expand(shape), mask.to(x.dtype))
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=CHANNELS_LAST):
-        rows = rows.contiguous(memory_format=CHANNELS_LAST)  # keep the caller's layout
+def mix_rows(x: Tensor, base: Tensor, mask: Tensor) -> Tensor:
+    r"""Rows :math:`I \odot M + b \odot (1 - M)` of ``r`` masks for every example, mask-major.
+
+    Args:
+        x: the inputs with a leading 1, :math:`(1, B, *S)`.
+        base: the baselines, :math:`(1, 1 \text{ or } B, *S)`.
+        mask: :math:`(r, 1 \text{ or } B, \ldots)`, broadcastable to :math:`(r, B, *S)`, in
+            ``x``'s dtype.
+
+    Returns:
+        :math:`(r B, *S)`: row ``i * B + b`` is example ``b`` under mask ``i`` (one fused lerp,
+        the caller's ``channels_last`` layout kept).
+    """
+    rows = torch.lerp(base, x, mask)
+    rows = rows.reshape(-1, *x.shape[2:])
+    if rows.dim() == 4 and x.dim() == 5 and _channels_last(x[0]):
+        rows = rows.contiguous(memory_format=CHANNELS_LAST)
     return rows
+
+
+def _channels_last(x: Tensor) -> bool:
+    return not x.is_contiguous() and x.is_contiguous(memory_format=CHANNELS_LAST)
 
 
 def spans(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -188,44 +225,3 @@ def warn_if_training(forward_func: Callable[..., Any], stacklevel: int = 4) -> N
 def compute_dtype(x: Tensor) -> torch.dtype:
     """Masks, features and estimators run in float32 for half inputs, else the input dtype."""
     return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-
-
-def legacy_order(
-    method: str, baselines: Any, target: Any, inputs: tuple[Tensor, ...]
-) -> tuple[Any, Any]:
-    """Detect 0.1 calls ``attribute(inputs, target, ...)`` (target second).
-
-    Since 0.2 the order is Captum's ``(inputs, baselines, target, ...)``. A list, or an integer
-    tensor that cannot be a baseline, in the ``baselines`` slot while ``target`` is ``None`` is
-    a 0.1 target: it is used as the target with a :class:`FutureWarning`. A bare ``int`` there
-    is a valid Captum baseline and stays one, with a warning pointing at the change.
-    """
-    if target is not None:
-        return baselines, target
-    looks_like_target = isinstance(baselines, list) or (
-        isinstance(baselines, Tensor)
-        and not baselines.is_floating_point()
-        and baselines.dtype != torch.bool
-        and not baselines.is_complex()
-        and baselines.dim() <= 1
-        and inputs[0].dim() > 1
-        and (baselines.numel() == 1 or baselines.shape[0] != inputs[0].shape[-1])
-    )
-    if looks_like_target:
-        warnings.warn(
-            f"{method}.attribute(inputs, target) is the 0.1 argument order; since 0.2 it is "
-            "Captum's (inputs, baselines, target, ...). The second argument was taken as the "
-            "target: pass target=... by keyword.",
-            FutureWarning,
-            stacklevel=4,
-        )
-        return None, baselines
-    if isinstance(baselines, int) and not isinstance(baselines, bool):
-        warnings.warn(
-            f"{method}.attribute: baselines={baselines} with target=None. Since 0.2 the second "
-            "argument is `baselines` (Captum's order); in 0.1 it was `target`. Pass both by "
-            "keyword to silence this warning.",
-            FutureWarning,
-            stacklevel=4,
-        )
-    return baselines, target

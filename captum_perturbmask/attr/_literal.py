@@ -14,63 +14,43 @@ It degenerates: a zeroed cell stays zero and :math:`V` only rescales the map.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from captum_perturbmask._core.forward import TargetForward
-from captum_perturbmask._core.random import make_generator
-from captum_perturbmask.attr._inputs import mix, spans
+from captum_perturbmask.attr._designs import DesignSettings, chain_step
+from captum_perturbmask.attr._loop import MaskEvaluator, block_generator, block_sizes
 from captum_perturbmask.attr._masks import MaskDesign
-from captum_perturbmask.attr.perturb_mask import CHAIN_BLOCK, chain_step
 
 
 def literal_attribution(
-    runner: TargetForward,
-    inputs: tuple[Tensor, ...],
-    bases: tuple[Tensor, ...],
+    evaluate: MaskEvaluator,
     design: MaskDesign,
     p0: Tensor,
-    k: Any,
+    settings: DesignSettings,
+    n_iter: int,
+    n_chains: int,
     eta: float,
+    seed: int,
 ) -> list[Tensor]:
     """Run the literal chains; return the attribution per input tensor."""
-    x0 = inputs[0]
-    device, batch, dtype = x0.device, x0.shape[0], design.dtype
-    n_cells = design.n_cells
-    blocks = list(spans(k.n_chains, CHAIN_BLOCK))
-    calls = sum(-(-batch * (e - s) // (k.perturbations_per_eval * batch)) for s, e in blocks)
-    bar = tqdm(desc="PerturbMask attribution", total=k.n_iter * calls, disable=not k.show_progress)
+    device, dtype, n_cells = design.device, design.dtype, design.n_cells
+    batch = evaluate.batch
     lap = design.laplacian(cells=True)
-    gen = make_generator(k.seed, device)
     total = torch.zeros(batch, n_cells, device=device, dtype=dtype)
-    for c0, c1 in blocks:
-        nc = c1 - c0
-        rows = batch * nc
-        example = torch.arange(rows, device=device) // nc
-        if k.initial_mask == "ones":
+    for block, nc in enumerate(block_sizes(n_chains)):
+        gen = block_generator(seed, block, device)
+        if settings.initial_mask == "ones":
             state = torch.ones(batch, nc, n_cells, device=device, dtype=dtype)
         else:
-            draw = torch.rand(nc, n_cells, generator=gen, device=device) < k.keep_prob
+            draw = torch.rand(nc, n_cells, generator=gen, device=device) < settings.keep_prob
             state = draw.to(dtype).expand(batch, nc, n_cells).clone()
         on = state > 0
         p_prev = p0.to(dtype).unsqueeze(1).expand(batch, nc)
-        for _ in range(k.n_iter):
+        for _ in range(n_iter):
             keys = torch.rand(nc, n_cells, generator=gen, device=device, dtype=dtype)
-            cells = state.reshape(rows, n_cells)
-            conf = torch.empty(rows, device=device, dtype=dtype)
-            for s, e in spans(rows, k.perturbations_per_eval * batch):
-                idx = example[s:e]
-                masks, _ = design.render(cells[s:e], None, idx)
-                perturbed = tuple(
-                    mix(x, b, m, idx) for x, b, m in zip(inputs, bases, masks, strict=True)
-                )
-                conf[s:e] = runner(perturbed, idx)
-                bar.update()
-            p = conf.reshape(batch, nc)
-            new_on = chain_step(on, p, keys, k.n1, k.n2)
+            score, _, _ = evaluate(state, None)
+            p = evaluate.runner.confidence_of(score).to(dtype)
+            new_on = chain_step(on, p, keys, settings.n1, settings.n2)
             dp = (p - p_prev).abs()
             tv = ((state @ lap) * state).sum(-1)  # V(M_{i-1}), one number per chain
             new = torch.where(new_on, state * dp.unsqueeze(-1), 0.0)
@@ -78,5 +58,4 @@ def literal_attribution(
             state = new / new.amax(-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
             on, p_prev = new_on, p
         total += state.sum(1)
-    bar.close()
-    return design.to_attr(total / k.n_chains, from_cells=True)
+    return design.to_attr(total / n_chains, from_cells=True)

@@ -1,21 +1,26 @@
 """Mask designs: how a vector of on/off *cells* becomes a mask over every input tensor.
 
-A design is the poster's ``upsample`` line made concrete. Three kinds of part exist:
+A design is the poster's ``upsample`` line made concrete. Two kinds of part exist:
 
 * :class:`GridPart` for an image ``(B, C, H, W)`` or a time series ``(B, C, T)``: a
   low-resolution grid of ``h x w`` (or ``t``) cells, upsampled bilinearly (linearly) to
   ``(cells + 1) * cell_size`` and cropped at a random sub-cell shift, exactly as RISE does. The
   regression features are the fraction of each cell of a finer grid that a mask keeps.
+  Upsampling and cropping are linear in the cells and separable per axis, so both the mask and
+  its features are two small batched matrix products with interpolation tables precomputed
+  once per shape (one table row per possible shift).
 * :class:`GroupPart` for a user ``feature_mask`` (superpixels, or any grouping; ids are shared
   across the tensors of a tuple as in Captum) and for other tensors such as ``(B, F)``, where
   every element is its own group. Masks are the cell values gathered by group id.
 
-All methods are batched over rows and stay on the inputs' device.
+All methods are batched over rows, stay on the inputs' device and never synchronise with the
+host (the one exception: ``torch.unique`` of a user ``feature_mask``, once per call).
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -24,32 +29,81 @@ from torch import Tensor
 
 MAX_FEATURES = 4096  # F x F statistics per input: 64 MiB each in float32
 
-
-def _grid_laplacian(shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> Tensor:
-    """Graph Laplacian of the 4-neighbour (2-neighbour in 1-D) grid of ``shape``."""
-    n = math.prod(shape)
-    idx = torch.arange(n, device=device).reshape(tuple(shape))
-    pairs = []
-    for d in range(len(shape)):
-        if shape[d] > 1:
-            a = idx.narrow(d, 0, shape[d] - 1).reshape(-1)
-            b = idx.narrow(d, 1, shape[d] - 1).reshape(-1)
-            pairs.append(torch.stack([a, b]))
-    return _laplacian_from_pairs(pairs, n, device, dtype)
+_CACHE: OrderedDict[tuple, object] = OrderedDict()
+_CACHE_SIZE = 64
 
 
-def _laplacian_from_pairs(
-    pairs: list[Tensor], n: int, device: torch.device, dtype: torch.dtype
-) -> Tensor:
-    adj = torch.zeros(n, n, device=device, dtype=dtype)
-    for p in pairs:
-        keep = p[0] != p[1]
-        a, b = p[0][keep], p[1][keep]
-        adj[a, b] = 1.0
-        adj[b, a] = 1.0
-    degree = adj.sum(1)
-    lap = adj.neg_()  # D - A built in place: no further (n, n) buffers
-    lap.diagonal().add_(degree)
+def _cached(key: tuple, build: object) -> object:
+    """A small LRU cache of constant tensors per (shape, device, dtype): built once, never
+    mutated by their users."""
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    value = build()  # type: ignore[operator]
+    _CACHE[key] = value
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return value
+
+
+def _path_laplacian(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Laplacian of a path of ``n`` nodes (tridiagonal ``-1, 2, -1``, ends of degree 1)."""
+    if n == 1:
+        return torch.zeros(1, 1, device=device, dtype=dtype)
+    degree = torch.full((n,), 2.0, device=device, dtype=dtype)
+    degree[0] = degree[-1] = 1.0
+    off = torch.ones(n - 1, device=device, dtype=dtype)
+    return torch.diag(degree) - torch.diag(off, 1) - torch.diag(off, -1)
+
+
+def grid_laplacian(shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> Tensor:
+    r"""Graph Laplacian of the 4-neighbour (2-neighbour in 1-D) grid of ``shape``.
+
+    The Kronecker sum of the path Laplacians of the axes, so :math:`s^\top L s` is the
+    poster's total variation :math:`V(s) = \sum_{a \sim b} (s_a - s_b)^2`. Cached per shape,
+    device and dtype (do not modify the result).
+
+    Example:
+        >>> grid_laplacian((1, 3), torch.device("cpu"), torch.float32)
+        tensor([[ 1., -1.,  0.],
+                [-1.,  2., -1.],
+                [ 0., -1.,  1.]])
+    """
+    shape = tuple(int(s) for s in shape)
+
+    def build() -> Tensor:
+        lap = torch.zeros(1, 1, device=device, dtype=dtype)
+        for n in shape:  # L_(A x B) = L_A (x) I_B + I_A (x) L_B
+            eye_a = torch.eye(lap.shape[0], device=device, dtype=dtype)
+            lap = torch.kron(lap, torch.eye(n, device=device, dtype=dtype)) + torch.kron(
+                eye_a, _path_laplacian(n, device, dtype)
+            )
+        return lap
+
+    return _cached(("laplacian", shape, device, dtype), build)  # type: ignore[return-value]
+
+
+def adjacency_laplacian(first: Tensor, second: Tensor, n_groups: int, dtype: torch.dtype) -> Tensor:
+    """Laplacian of the graph with edges ``first[..., i] -- second[..., i]`` between group ids.
+
+    Args:
+        first, second: ids of neighbouring positions, :math:`(B_f, P)` (``B_f`` 1 or ``B``).
+        n_groups: number of groups :math:`K`.
+        dtype: dtype of the result.
+
+    Returns:
+        :math:`(B_f, K, K)`; self-edges (neighbours in the same group) are dropped.
+    """
+    bf = first.shape[0]
+    adj = torch.zeros(bf, n_groups, n_groups, device=first.device, dtype=dtype)
+    if first.numel():
+        rows = torch.arange(bf, device=first.device)[:, None].expand_as(first)
+        one = torch.ones((), device=first.device, dtype=dtype).expand(first.numel())
+        adj.index_put_((rows.reshape(-1), first.reshape(-1), second.reshape(-1)), one)
+        adj.index_put_((rows.reshape(-1), second.reshape(-1), first.reshape(-1)), one)
+        adj.diagonal(dim1=-2, dim2=-1).zero_()
+    lap = adj.neg_()
+    lap.diagonal(dim1=-2, dim2=-1).sub_(adj.sum(-1))
     return lap
 
 
@@ -62,7 +116,7 @@ SERIES_GRID_RANGE = (8, 32)
 def default_grid(spatial: Sequence[int], image_grid: int = 8) -> tuple[int, ...]:
     """The default low-resolution grid of an input's spatial dims.
 
-    * images :math:`(H, W)`: ``image_grid`` cells per side (8 for PerturbMask, 7 for RISE);
+    * images :math:`(H, W)`: ``image_grid`` cells per side;
     * series :math:`(T,)`: ``ceil(T / 8)`` cells, at least 8 and at most 32 — cells of about 8
       steps on short series (50-250 steps), at most 32 cells on long ones, so the map resolves
       motifs at any length.
@@ -80,6 +134,25 @@ def default_grid(spatial: Sequence[int], image_grid: int = 8) -> tuple[int, ...]
 def _per_dim(size: Sequence[int], nd: int) -> tuple[int, ...]:
     """A 1- or 2-element size for ``nd`` spatial dims (the last ``nd`` entries, or repeated)."""
     return tuple(size[-nd:]) if len(size) >= nd else (size[0],) * nd
+
+
+def _axis_tables(
+    g: int, n: int, cell: int, fine: int, shift: bool, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Interpolation tables of one axis: ``T[s]`` :math:`(n, g)` maps ``g`` cells to the ``n``
+    positions of a mask cropped at shift ``s`` (``F.interpolate``'s linear weights, applied to
+    the identity), and ``Q[s] = P T[s]`` :math:`(f, g)` maps them to the fraction of each of
+    the ``f`` fine cells kept (``P`` is adaptive average pooling). Without shift one entry."""
+    eye = torch.eye(g, device=device, dtype=torch.float64).unsqueeze(1)  # (g, 1, g)
+    size = (g + 1) * cell if shift else n
+    up = F.interpolate(eye, size=size, mode="linear", align_corners=False)[:, 0].mT  # (size, g)
+    if shift:
+        table = torch.stack([up[s : s + n] for s in range(cell)])  # (cell, n, g)
+    else:
+        table = up.unsqueeze(0)
+    pool = F.adaptive_avg_pool1d(torch.eye(n, device=device, dtype=torch.float64)[None], fine)
+    q = pool[0].mT @ table  # (entries, f, g)
+    return table.to(dtype), q.to(dtype)
 
 
 class GridPart:
@@ -102,35 +175,48 @@ class GridPart:
         self.cell = tuple(math.ceil(s / g) for s, g in zip(self.spatial, self.grid, strict=True))
         self.up = tuple((g + 1) * c for g, c in zip(self.grid, self.cell, strict=True))
         self.fine = tuple(min(f, s) for f, s in zip(fine_size, self.spatial, strict=True))
-        self.mode = "bilinear" if nd == 2 else "linear"
         self.n_cells = math.prod(self.grid)
         self.n_feat = math.prod(self.fine)
         self.n_shift = nd
         self.shift_high = self.cell
         self.device, self.dtype = device, dtype
-        self._ar = [torch.arange(s, device=device) for s in self.spatial]
 
-    def laplacian(self, examples: slice | None = None) -> Tensor:
-        return _grid_laplacian(self.fine, self.device, self.dtype)
+    def _tables(self, shift: bool) -> list[tuple[Tensor, Tensor]]:
+        key = ("tables", self.grid, self.spatial, self.cell, self.fine, shift, self.device,
+               self.dtype)  # fmt: skip
+        return _cached(key, lambda: [  # type: ignore[return-value]
+            _axis_tables(g, n, c, f, shift, self.device, self.dtype)
+            for g, n, c, f in zip(self.grid, self.spatial, self.cell, self.fine, strict=True)
+        ])  # fmt: skip
 
-    def cell_laplacian(self, examples: slice | None = None) -> Tensor:
-        return _grid_laplacian(self.grid, self.device, self.dtype)
+    def laplacian(self) -> Tensor:
+        return grid_laplacian(self.fine, self.device, self.dtype)
 
-    def render(self, cells: Tensor, shifts: Tensor | None) -> Tensor:
-        """``(R, n_cells)`` cells and ``(R, nd)`` shifts -> soft mask ``(R, 1, *spatial)``."""
+    def cell_laplacian(self) -> Tensor:
+        return grid_laplacian(self.grid, self.device, self.dtype)
+
+    def render(
+        self, cells: Tensor, shifts: Tensor | None, masks: bool = True
+    ) -> tuple[Tensor | None, Tensor]:
+        """``(R, n_cells)`` cells and ``(R, nd)`` shifts (``None``: no crop, the literal
+        reading) -> soft masks ``(R, 1, *spatial)`` (``None`` unless ``masks``) and features
+        ``(R, n_feat)``."""
         r = cells.shape[0]
-        grid = cells.reshape(r, 1, *self.grid)
-        if shifts is None:  # plain upsampling, no RISE crop (the literal reading)
-            return F.interpolate(grid, size=self.spatial, mode=self.mode, align_corners=False)
-        up = F.interpolate(grid, size=self.up, mode=self.mode, align_corners=False)
-        # crop a (*spatial) window at a per-row offset: one gather per spatial dim
-        for d, (n, ar) in enumerate(zip(self.spatial, self._ar, strict=True)):
-            idx = shifts[:, d : d + 1] + ar  # (R, n)
-            view = [r, 1] + [1] * len(self.spatial)
-            view[2 + d] = n
-            idx = idx.reshape(view).expand(*up.shape[: 2 + d], n, *up.shape[3 + d :])
-            up = up.gather(2 + d, idx)
-        return up
+        grid = cells.to(self.dtype).reshape(r, *self.grid)
+        picked = []
+        for d, (table, q) in enumerate(self._tables(shifts is not None)):
+            if shifts is None:
+                picked.append((table.expand(r, -1, -1), q.expand(r, -1, -1)))
+            else:
+                s = shifts[:, d]
+                picked.append((table.index_select(0, s), q.index_select(0, s)))
+        if len(picked) == 1:  # a series: (R, n, g) @ (R, g, 1)
+            (t, q), col = picked[0], grid.unsqueeze(-1)
+            mask = torch.bmm(t, col).reshape(r, 1, *self.spatial) if masks else None
+            return mask, torch.bmm(q, col).reshape(r, self.n_feat)
+        (ty, qy), (tx, qx) = picked
+        mask = torch.bmm(torch.bmm(ty, grid), tx.mT).unsqueeze(1) if masks else None
+        return mask, torch.bmm(torch.bmm(qy, grid), qx.mT).reshape(r, self.n_feat)
 
     def keep_probability(self, q: Tensor, shifts: Tensor | None) -> Tensor:
         """Per-cell keep-probabilities ``(B, R, n_cells)`` for masks with ``shifts`` ``(R, nd)``:
@@ -143,8 +229,7 @@ class GridPart:
             if shifts is None:  # plain upsampling to the input size
                 pos = (centre * n / g).expand(r, g)
             else:  # upsampled to (g + 1) * cell and cropped at the shift
-                up = self.up[d]
-                pos = centre * up / g - shifts[:, d : d + 1].to(q.dtype)
+                pos = centre * self.up[d] / g - shifts[:, d : d + 1].to(q.dtype)
             coords.append(pos / n * 2 - 1)  # grid_sample's [-1, 1], align_corners=False
         if len(coords) == 1:  # a series: one row
             gx = coords[0]
@@ -162,18 +247,14 @@ class GridPart:
         )  # fmt: skip
         return out.reshape(b, r, self.n_cells)
 
-    def features(self, mask: Tensor) -> Tensor:
-        """Fraction of each fine cell kept: ``(R, 1, *spatial)`` -> ``(R, n_feat)``."""
-        pool = F.adaptive_avg_pool2d if len(self.spatial) == 2 else F.adaptive_avg_pool1d
-        return pool(mask, self.fine).flatten(1)
-
     def to_attr(self, scores: Tensor, from_cells: bool = False) -> Tensor:
         """``(B, n_feat)`` (or ``(B, n_cells)``) scores -> ``(B, *sample_shape)``."""
         size = self.grid if from_cells else self.fine
         b = scores.shape[0]
         m = scores.reshape(b, 1, *size)
         if tuple(size) != self.spatial:
-            m = F.interpolate(m, size=self.spatial, mode=self.mode, align_corners=False)
+            mode = "bilinear" if len(self.spatial) == 2 else "linear"
+            m = F.interpolate(m, size=self.spatial, mode=mode, align_corners=False)
         return m.expand(b, *self.sample_shape)
 
 
@@ -200,41 +281,41 @@ class GroupPart:
         self.spatial_adjacency = spatial_adjacency
         self.device, self.dtype = device, dtype
 
-    def _laplacian_of(self, example: int) -> Tensor:
-        pairs = []
+    def laplacian(self) -> Tensor:
+        """``(K, K)``, or ``(B, K, K)`` for per-example masks: neighbours along the spatial
+        dims (H, W or T, never C) of every covered tensor."""
+        firsts, seconds = [], []
         if self.spatial_adjacency:
-            for m in self._raw:
-                m = m[example]  # (C, H, W) or (C, T): neighbours along H, W or T, never C
-                if m.dim() < 2:
-                    continue  # tabular (F,): no spatial neighbours
-                for d in range(max(1, m.dim() - 2), m.dim()):
+            for m in self._raw:  # (Bf, C, H, W), (Bf, C, T) or (Bf, F)
+                for d in range(max(2, m.dim() - 2), m.dim()):
                     if m.shape[d] > 1:
-                        a = m.narrow(d, 0, m.shape[d] - 1).reshape(-1)
-                        b = m.narrow(d, 1, m.shape[d] - 1).reshape(-1)
-                        pairs.append(torch.stack([a, b]))
-        return _laplacian_from_pairs(pairs, self.n_cells, self.device, self.dtype)
+                        n = m.shape[d] - 1
+                        firsts.append(m.narrow(d, 0, n).reshape(m.shape[0], -1))
+                        seconds.append(m.narrow(d, 1, n).reshape(m.shape[0], -1))
+        bf = self._raw[0].shape[0]
+        empty = torch.zeros(bf, 0, dtype=torch.long, device=self.device)
+        first = torch.cat(firsts, 1) if firsts else empty
+        second = torch.cat(seconds, 1) if seconds else empty
+        lap = adjacency_laplacian(first, second, self.n_cells, self.dtype)
+        return lap if self.per_example else lap[0]
 
-    def laplacian(self, examples: slice | None = None) -> Tensor:
-        if not self.per_example:
-            return self._laplacian_of(0)
-        rows = range(self._raw[0].shape[0])[examples or slice(None)]
-        return torch.stack([self._laplacian_of(i) for i in rows])
-
-    def cell_laplacian(self, examples: slice | None = None) -> Tensor:
-        return self.laplacian(examples)
+    def cell_laplacian(self) -> Tensor:
+        return self.laplacian()
 
     def keep_probability(self, q: Tensor, rows: int) -> Tensor:
         """Groups are cells and features at once: ``(B, K)`` -> ``(B, rows, K)``."""
         return q.unsqueeze(1).expand(-1, rows, -1)
 
-    def render(self, cells: Tensor, index: Tensor) -> list[Tensor]:
-        """``(R, K)`` cells -> one ``(R, *shape_t)`` mask per covered tensor."""
+    def render(self, cells: Tensor, index: Tensor | None) -> list[Tensor]:
+        """``(R, K)`` cells -> one ``(R, *shape_t)`` mask per covered tensor; ``index``
+        ``(R,)`` says which example each row belongs to (per-example masks only)."""
         out = []
         for m, shape in zip(self.masks, self.shapes, strict=True):
             if self.per_example:
+                assert index is not None, "per-example feature masks need the row index"
                 vals = cells.gather(1, m.index_select(0, index))
             else:
-                vals = cells[:, m[0]]
+                vals = cells.index_select(1, m[0])
             out.append(vals.reshape(cells.shape[0], *shape))
         return out
 
@@ -278,15 +359,14 @@ class MaskDesign:
                 m.expand(bmax, *x.shape[1:]) for m, x in zip(feature_mask, inputs, strict=True)
             ]
             flat = torch.cat([m.reshape(bmax, -1) for m in expanded], 1)
-            _, inverse = torch.unique(flat, return_inverse=True)
-            n_groups = int(inverse.max()) + 1
+            values, inverse = torch.unique(flat, return_inverse=True)  # the one host sync
             remapped, start = [], 0
             for m in expanded:
                 p = m[0].numel()
                 remapped.append(inverse[:, start : start + p].reshape(m.shape))
                 start += p
             self.parts.append(
-                GroupPart(range(len(inputs)), remapped, n_groups, True, device, dtype)
+                GroupPart(range(len(inputs)), remapped, values.numel(), True, device, dtype)
             )
         else:
             for i, x in enumerate(inputs):
@@ -316,17 +396,20 @@ class MaskDesign:
                 "an F x F matrix per input: pass a coarser `feature_mask` (fewer groups) or use "
                 "(B, C, H, W) / (B, C, T) inputs with `grid_size`"
             )
-        self.shift_high = torch.tensor(
-            [h for p in self.parts for h in p.shift_high], device=device, dtype=torch.long
-        )
+        self.shift_high = [h for p in self.parts for h in p.shift_high]
+        #: masks differ per example even for shared cells (per-example feature masks)
+        self.per_example_masks = any(isinstance(p, GroupPart) and p.per_example
+                                     for p in self.parts)  # fmt: skip
         self.device, self.dtype = device, dtype
 
     def sample_shifts(self, n: int, generator: torch.Generator) -> Tensor:
         """``(n, n_shift)`` random sub-cell offsets in ``[0, cell_size)``."""
-        if self.n_shift == 0:
-            return torch.zeros(n, 0, dtype=torch.long, device=self.device)
         u = torch.rand(n, self.n_shift, generator=generator, device=self.device)
-        return (u * self.shift_high).long()
+        if self.n_shift == 0:
+            return u.long()
+        if len(set(self.shift_high)) == 1:  # one multiplier: a Python scalar, no H2D copy
+            return (u * self.shift_high[0]).long()
+        return torch.stack([(u[:, i] * h).long() for i, h in enumerate(self.shift_high)], 1)
 
     def keep_probability(self, q: Tensor, shifts: Tensor | None, rows: int) -> Tensor:
         """Per-cell keep-probabilities ``(B, rows, n_cells)`` of ``rows`` masks from a map of
@@ -341,29 +424,38 @@ class MaskDesign:
         return torch.cat(out, -1)
 
     def render(
-        self, cells: Tensor, shifts: Tensor | None, index: Tensor
-    ) -> tuple[list[Tensor | None], Tensor]:
-        """Masks per input tensor (broadcastable to the rows) and regression features."""
-        masks: list[Tensor | None] = [None] * len(self.inputs_shapes)
+        self, cells: Tensor, shifts: Tensor | None, index: Tensor | None = None,
+        masks: bool = True,
+    ) -> tuple[list[Tensor | None], Tensor]:  # fmt: skip
+        """Masks per input tensor, ``(R, 1, *spatial)`` or ``(R, *sample_shape)`` (broadcastable
+        to the rows; ``None`` entries unless ``masks``), and features ``(R, F)``.
+
+        ``cells`` ``(R, n_cells)``; ``shifts`` ``(R, n_shift)`` or ``None``; ``index`` ``(R,)``
+        the example of each row, needed for per-example feature masks only.
+        """
+        out: list[Tensor | None] = [None] * len(self.inputs_shapes)
         feats = []
         for p, cs, ss in zip(self.parts, self.cell_slices, self.shift_slices, strict=True):
-            c = cells[:, cs]
+            c = cells if len(self.parts) == 1 else cells[:, cs]
             if isinstance(p, GridPart):
-                m = p.render(c, None if shifts is None else shifts[:, ss])
-                masks[p.tensor_index] = m
-                feats.append(p.features(m))
+                sh = None if shifts is None else shifts if len(self.parts) == 1 else shifts[:, ss]
+                m, fe = p.render(c, sh, masks)
+                out[p.tensor_index] = m
+                feats.append(fe)
             else:
-                for t, m in zip(p.tensor_indices, p.render(c, index), strict=True):
-                    masks[t] = m
+                c = c.to(self.dtype)
+                if masks:
+                    for t, m in zip(p.tensor_indices, p.render(c, index), strict=True):
+                        out[t] = m
                 feats.append(c)
-        return masks, torch.cat(feats, 1)
+        return out, feats[0] if len(feats) == 1 else torch.cat(feats, 1)
 
-    def laplacian(self, cells: bool = False, examples: slice | None = None) -> Tensor:
+    def laplacian(self, cells: bool = False) -> Tensor:
         """Block-diagonal Laplacian over features (or cells), ``(F, F)`` or, for per-example
-        feature masks, ``(B, F, F)`` (only the ``examples`` rows)."""
-        blocks = [
-            p.cell_laplacian(examples) if cells else p.laplacian(examples) for p in self.parts
-        ]
+        feature masks, ``(B, F, F)``."""
+        blocks = [p.cell_laplacian() if cells else p.laplacian() for p in self.parts]
+        if len(blocks) == 1:
+            return blocks[0]
         batched = [b for b in blocks if b.dim() == 3]
         if batched:
             bsz = batched[0].shape[0]

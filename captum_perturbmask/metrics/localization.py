@@ -20,9 +20,11 @@ from torch import Tensor
 
 from captum_perturbmask._core.checks import (
     aggregate_saliency,
+    check_boxes,
     check_float_tensor,
     check_fraction,
     check_int,
+    check_spans,
     check_tensor,
 )
 from captum_perturbmask._core.ranking import descending_order
@@ -51,51 +53,6 @@ def _check_size(size: object) -> tuple[int, int]:
     if size[0] < 1 or size[1] < 1:
         raise ValueError(f"`size` must be positive (H, W), got {tuple(size)}.")
     return int(size[0]), int(size[1])
-
-
-def _check_regions(
-    boxes: object, name: str, ndim: int, size: tuple[int, ...] | None = None
-) -> Tensor:
-    """Validate boxes :math:`(B, 4)` (``ndim=2``) or spans :math:`(B, 2)` (``ndim=1``); return
-    them as floating point. ``size`` is ``(H, W)`` or ``(T,)``."""
-    boxes = check_tensor(boxes, name)
-    what = "boxes (B, 4) x1, y1, x2, y2" if ndim == 2 else "spans (B, 2) start, end"
-    if boxes.dtype == torch.bool or boxes.is_complex():
-        raise TypeError(f"`{name}` must hold real numbers, got dtype {boxes.dtype}.")
-    if boxes.ndim != 2 or boxes.shape[1] != 2 * ndim:
-        raise ValueError(f"`{name}` must be {what}, got shape {tuple(boxes.shape)}.")
-    if not boxes.is_floating_point():
-        boxes = boxes.to(torch.get_default_dtype())
-    if not bool(torch.isfinite(boxes).all()):
-        raise ValueError(f"`{name}` must be finite, but it contains NaN or infinite values.")
-    lo, hi = boxes[:, :ndim], boxes[:, ndim:]
-    empty = (hi <= lo).any(1)
-    if bool(empty.any()):
-        rows = torch.nonzero(empty).flatten().tolist()
-        rule = "x1 < x2 and y1 < y2" if ndim == 2 else "start < end"
-        raise ValueError(
-            f"`{name}` must satisfy {rule} (non-empty), rows {rows} do not: "
-            f"{boxes[empty].tolist()}."
-        )
-    if size is not None:
-        extent = boxes.new_tensor(list(reversed(size)))  # (W, H) for xyxy, (T,) for spans
-        outside = (lo < 0).any(1) | (hi > extent).any(1)
-        if bool(outside.any()):
-            rows = torch.nonzero(outside).flatten().tolist()
-            bounds = (
-                f"0 <= x1 < x2 <= {size[1]} and 0 <= y1 < y2 <= {size[0]}"
-                if ndim == 2
-                else f"0 <= start < end <= {size[0]}"
-            )
-            raise ValueError(
-                f"`{name}` must lie inside the {'image' if ndim == 2 else 'series'}, {bounds}, "
-                f"rows {rows} do not: {boxes[outside].tolist()}."
-            )
-    return boxes
-
-
-def _check_boxes(boxes: object, name: str, size: tuple[int, int] | None = None) -> Tensor:
-    return _check_regions(boxes, name, 2, size)
 
 
 def _salient(flat: Tensor, threshold: float, mode: str) -> Tensor:
@@ -286,7 +243,7 @@ def span_to_mask(spans: Tensor, length: int) -> Tensor:
         tensor([[False,  True,  True, False, False]])
     """
     length = check_int(length, "length")
-    spans = _check_regions(spans, "spans", 1, (length,))
+    spans = check_spans(spans, "spans", length)
     steps = torch.arange(length, device=spans.device, dtype=spans.dtype).reshape(1, -1) + 0.5
     return (steps >= spans[:, :1]) & (steps < spans[:, 1:])
 
@@ -317,7 +274,7 @@ def box_to_mask(boxes: Tensor, size: tuple[int, int]) -> Tensor:
                  [False, False, False, False]]])
     """
     height, width = _check_size(size)
-    boxes = _check_boxes(boxes, "boxes", (height, width))
+    boxes = check_boxes(boxes, "boxes", (height, width))
     x1, y1, x2, y2 = (v.reshape(-1, 1, 1) for v in boxes.unbind(dim=1))
     rows = torch.arange(height, device=boxes.device, dtype=boxes.dtype).reshape(1, -1, 1) + 0.5
     cols = torch.arange(width, device=boxes.device, dtype=boxes.dtype).reshape(1, 1, -1) + 0.5
@@ -351,8 +308,8 @@ def box_iou(boxes1: Tensor, boxes2: Tensor, size: tuple[int, int] | None = None)
         tensor([0.3333])
     """
     image_size = None if size is None else _check_size(size)
-    boxes1 = _check_boxes(boxes1, "boxes1", image_size)
-    boxes2 = _check_boxes(boxes2, "boxes2", image_size)
+    boxes1 = check_boxes(boxes1, "boxes1", image_size)
+    boxes2 = check_boxes(boxes2, "boxes2", image_size)
     return _region_iou(boxes1, boxes2, 2, ("boxes1", "boxes2"))
 
 
@@ -379,9 +336,9 @@ def span_iou(spans1: Tensor, spans2: Tensor, length: int | None = None) -> Tenso
         >>> span_iou(torch.tensor([[0, 4]]), torch.tensor([[2, 6]]))
         tensor([0.3333])
     """
-    size = None if length is None else (check_int(length, "length"),)
-    spans1 = _check_regions(spans1, "spans1", 1, size)
-    spans2 = _check_regions(spans2, "spans2", 1, size)
+    length = None if length is None else check_int(length, "length")
+    spans1 = check_spans(spans1, "spans1", length)
+    spans2 = check_spans(spans2, "spans2", length)
     return _region_iou(spans1, spans2, 1, ("spans1", "spans2"))
 
 

@@ -21,7 +21,8 @@ from captum_perturbmask import RISE, PerturbMask
 
 from .planted import PlantedImageModel
 
-KW = {PerturbMask: dict(n_iter=4, n_chains=4, seed=0), RISE: dict(n_masks=16, seed=0)}
+KW = {PerturbMask: dict(budget=16, seed=0), RISE: dict(budget=16, seed=0)}
+CONFIG = {PerturbMask: dict(design="chain", n_iter=4), RISE: {}}
 
 
 def _cases():
@@ -56,7 +57,7 @@ def test_captum_config_batched_equals_per_example(case, method) -> None:
     args = _args(case)
     inputs = args["inputs"]
     batch = (inputs[0] if isinstance(inputs, tuple) else inputs).shape[0]
-    explainer = method(model)
+    explainer = method(model, **CONFIG[method])
     full = explainer.attribute(**args, **KW[method])
     full_t = full if isinstance(full, tuple) else (full,)
     inputs_t = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -87,7 +88,7 @@ def test_hook_removal_on_invalid_target(method) -> None:
     hooks_before = {n: dict(m._forward_hooks) for n, m in model.named_modules()}
     pre_before = {n: dict(m._forward_pre_hooks) for n, m in model.named_modules()}
     with pytest.raises(AssertionError):
-        method(model).attribute(x, target=(0, 0, 0), **KW[method])
+        method(model, **CONFIG[method]).attribute(x, target=(0, 0, 0), **KW[method])
     assert hooks_before == {n: dict(m._forward_hooks) for n, m in model.named_modules()}
     assert pre_before == {n: dict(m._forward_pre_hooks) for n, m in model.named_modules()}
 
@@ -97,7 +98,7 @@ def test_rise_batched_equals_per_example_every_target_form() -> None:
     x = model.evidence_image(3, 16, torch.Generator().manual_seed(0))
     rise = RISE(model)
     for target in (0, torch.tensor(1), torch.tensor([0, 1, 2]), [2, 0, 1]):
-        full = rise.attribute(x, target=target, n_masks=64, seed=1)
+        full = rise.attribute(x, target=target, budget=64, seed=1)
         for i in range(3):
             t = (
                 target
@@ -105,5 +106,5 @@ def test_rise_batched_equals_per_example_every_target_form() -> None:
                 or (isinstance(target, torch.Tensor) and target.numel() == 1)
                 else target[i : i + 1]
             )
-            single = rise.attribute(x[i : i + 1], target=t, n_masks=64, seed=1)
+            single = rise.attribute(x[i : i + 1], target=t, budget=64, seed=1)
             torch.testing.assert_close(single[0], full[i], rtol=1e-5, atol=1e-6)

@@ -17,7 +17,7 @@ from captum_perturbmask.attr.estimators import RegressionEstimator
 
 from .planted import PlantedImageModel
 
-METHODS = {PerturbMask: dict(budget=32, seed=0), RISE: dict(n_masks=32, seed=0)}
+METHODS = {PerturbMask: dict(budget=32, seed=0), RISE: dict(budget=32, seed=0)}
 
 
 def _linear(features: int, classes: int = 3) -> nn.Module:
@@ -49,23 +49,12 @@ def test_everything_after_the_captum_arguments_is_keyword_only(method) -> None:
 
 
 @pytest.mark.parametrize("method", [PerturbMask, RISE])
-@pytest.mark.parametrize("old_target", [[1, 2], torch.tensor([1, 2])])
-def test_old_positional_target_is_detected_with_a_warning(method, old_target) -> None:
-    model = _linear(192)
-    x = torch.rand(2, 3, 8, 8)
-    with pytest.warns(FutureWarning, match="argument order"):
-        old = method(model).attribute(x, old_target, **METHODS[method])
-    new = method(model).attribute(x, target=old_target, **METHODS[method])
-    torch.testing.assert_close(old, new)
-
-
-def test_int_baseline_with_no_target_warns_about_the_order_change() -> None:
-    model = _linear(192)
-    with pytest.warns(FutureWarning, match="baselines=1"):
-        PerturbMask(model).attribute(torch.rand(1, 3, 8, 8), 1, **METHODS[PerturbMask])
+def test_a_valid_captum_call_never_warns(method) -> None:
+    """``attribute(x, baselines=0, target=None)`` is plain Captum: no warning at all."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        PerturbMask(model).attribute(torch.rand(1, 3, 8, 8), 1, target=0, budget=8, seed=0)
+        method(_linear(192)).attribute(torch.rand(2, 3, 8, 8), 0, None, **METHODS[method])
+        method(_linear(192)).attribute(torch.rand(2, 3, 8, 8), baselines=1, **METHODS[method])
 
 
 @pytest.mark.parametrize("method", [PerturbMask, RISE])
@@ -112,15 +101,31 @@ def test_budget_sets_the_forward_passes() -> None:
 
     x = torch.rand(1, 3, 8, 8)
     PerturbMask(model).attribute(x, target=0, budget=100, seed=0)
-    assert calls["rows"] == 100 + 1  # 2 steps x 50 chains + the clean pass
+    assert calls["rows"] == 100 + 1  # 100 random masks + the clean pass
     calls["rows"] = 0
-    PerturbMask(model).attribute(x, target=0, budget=90, n_iter=3, seed=0)
-    assert calls["rows"] == 90 + 1
+    PerturbMask(model, design="chain", n_iter=3).attribute(x, target=0, budget=90, seed=0)
+    assert calls["rows"] == 90 + 1  # 3 steps x 30 chains
     calls["rows"] = 0
     RISE(model).attribute(x, target=0, budget=70, seed=0)
     assert calls["rows"] == 70 + 1
-    with pytest.raises(ValueError, match="budget"):
-        PerturbMask(model).attribute(x, target=0, budget=100, n_iter=3, n_chains=3)
+
+
+def test_the_batch_shares_its_masks_and_forward_calls() -> None:
+    """Shared masks: 16 examples x 400 masks at 16 perturbations per eval take 25 forward
+    calls of 256 rows, whatever the grid (per-example statistics never shrink the calls)."""
+    sizes: list[int] = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        sizes.append(x.shape[0])
+        return x.flatten(1)[:, :3]
+
+    x = torch.rand(16, 3, 32, 32)
+    for grid in (6, 32):
+        sizes.clear()
+        PerturbMask(model, grid_size=grid).attribute(
+            x, target=0, budget=400, perturbations_per_eval=16, seed=0
+        )
+        assert sizes[1:] == [256] * 25
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,7 +261,7 @@ torch.set_num_threads(1)
 model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 2)).eval()
 x = torch.rand(1, 3, 8, 8)
 PerturbMask(model).attribute(
-    x, target=0, n_iter=1, n_chains=int(sys.argv[1]), perturbations_per_eval=1024, seed=0
+    x, target=0, budget=int(sys.argv[1]), perturbations_per_eval=1024, seed=0
 )
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -264,8 +269,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 @pytest.mark.slow
 def test_huge_chain_count_does_not_allocate_the_budget() -> None:
-    """Peak memory is bounded by perturbations_per_eval and the estimator, not by n_chains:
-    300,000 chains (features alone would be 300 MB at once) cost what 2,000 cost."""
+    """Peak memory is bounded by perturbations_per_eval and the estimator, not by the budget:
+    300,000 masks (features alone would be 300 MB at once) cost what 2,000 cost."""
     import subprocess
     import sys
 
@@ -283,8 +288,10 @@ def test_huge_chain_count_does_not_allocate_the_budget() -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda m, x: RISE(m).attribute(x, target=0, n_masks=10**12),
-        lambda m, x: PerturbMask(m).attribute(x, target=0, n_chains=10**6, n_iter=100),
+        lambda m, x: RISE(m).attribute(x, target=0, budget=10**12),
+        lambda m, x: PerturbMask(m, design="chain", n_iter=100).attribute(
+            x, target=0, budget=10**8
+        ),
         lambda m, x: PerturbMask(m).attribute(x, target=0, budget=10**9),
     ],
 )
@@ -295,29 +302,9 @@ def test_absurd_budgets_are_refused_before_any_work(call) -> None:
         calls.append(x.shape[0])
         return x.flatten(1)[:, :2]
 
-    with pytest.raises(ValueError, match="10,000,000|budget|n_masks"):
+    with pytest.raises(ValueError, match="10,000,000|budget"):
         call(model, torch.rand(1, 3, 8, 8))
     assert calls == []
-
-
-def test_large_fine_grid_is_split_into_example_groups() -> None:
-    """A 64 x 64 feature grid on a batch keeps at most a few F x F statistics at a time."""
-    from captum_perturbmask.attr.perturb_mask import example_groups
-
-    groups = example_groups(16, 4096, 4)
-    assert sum(e - s for s, e in groups) == 16 and max(e - s for s, e in groups) <= 4
-    assert example_groups(16, 256, 4) == [(0, 16)]
-
-
-def test_example_groups_give_the_same_maps(monkeypatch: pytest.MonkeyPatch) -> None:
-    import captum_perturbmask.attr.perturb_mask as pm
-
-    model = PlantedImageModel((3, 4, 6, 6))
-    x = model.evidence_image(3, 16, torch.Generator().manual_seed(2))
-    whole = PerturbMask(model).attribute(x, target=0, budget=40, seed=1)
-    monkeypatch.setattr(pm, "_ESTIMATOR_BYTES", 1)  # one example per group
-    split = PerturbMask(model).attribute(x, target=0, budget=40, seed=1)
-    torch.testing.assert_close(whole, split)
 
 
 def test_one_estimator_object_serves_concurrent_calls() -> None:
@@ -343,7 +330,7 @@ def test_one_estimator_object_serves_concurrent_calls() -> None:
 def test_rise_warns_for_a_model_in_training_mode() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3), nn.Dropout(0.1))
     with pytest.warns(UserWarning, match="training mode"):
-        RISE(model).attribute(torch.rand(1, 3, 2, 2), target=0, n_masks=4)
+        RISE(model).attribute(torch.rand(1, 3, 2, 2), target=0, budget=4)
     assert model.training
 
 

@@ -39,7 +39,7 @@ CASES = [
     (dict(target=torch.tensor([0, 3])), IndexError, "target"),
     (dict(target=torch.tensor([0.0, 1.0])), TypeError, "target"),
     (dict(grid_size=8.0), TypeError, "grid_size"),
-    (dict(grid_size=None, fine_grid_size=2.5), TypeError, "fine_grid_size"),
+    (dict(fine_grid_size=2.5), TypeError, "fine_grid_size"),
     (dict(grid_size=True), TypeError, "grid_size"),
     (dict(seed=2**64), ValueError, "seed"),
     # lax validation before
@@ -51,10 +51,21 @@ CASES = [
 ]
 
 
+#: configuration knobs: given to the constructor, checked there
+CONFIG = ("eta", "grid_size", "fine_grid_size", "random_shift")
+
+
+def _split(kwargs: dict) -> tuple[dict, dict]:
+    config = {k: v for k, v in kwargs.items() if k in CONFIG}
+    call = {k: v for k, v in kwargs.items() if k not in CONFIG}
+    return config, call
+
+
 @pytest.mark.parametrize(("kwargs", "error", "match"), CASES)
 def test_perturb_mask_bad_input(kwargs: dict, error: type, match: str) -> None:
+    config, call = _split(kwargs)
     with pytest.raises(error, match=match):
-        PerturbMask(model).attribute(X, **{"target": 0, **FAST, **kwargs})
+        PerturbMask(model, **config).attribute(X, **{"target": 0, **FAST, **call})
 
 
 @pytest.mark.parametrize(
@@ -63,8 +74,9 @@ def test_perturb_mask_bad_input(kwargs: dict, error: type, match: str) -> None:
      and "fine_grid_size" not in c[0]],
 )  # fmt: skip
 def test_rise_bad_input(kwargs: dict, error: type, match: str) -> None:
+    config, call = _split(kwargs)
     with pytest.raises(error, match=match):
-        RISE(model).attribute(X, **{"target": 0, **FAST, **kwargs})
+        RISE(model, **config).attribute(X, **{"target": 0, **FAST, **call})
 
 
 @pytest.mark.parametrize("dtype", [torch.long, torch.bool, torch.complex64])

@@ -23,7 +23,7 @@ from captum_perturbmask import RISE, PerturbMask
 
 ARGUMENT_NAMES = (
     "inputs", "baselines", "target", "feature_mask", "n_iter", "n_chains", "grid_size",
-    "keep_prob", "eta", "budget", "n_masks", "forward_func", "fine_grid_size", "seed",
+    "keep_prob", "eta", "budget", "forward_func", "fine_grid_size", "seed", "design",
     "features", "n1", "n2", "random_shift", "show_progress", "perturbations_per_eval",
 )  # fmt: skip
 SETTINGS = settings(
@@ -82,12 +82,14 @@ def calls(draw: st.DrawFn) -> dict:
     knobs: dict = {}
     method = draw(st.sampled_from(["PerturbMask", "RISE"]))
     if method == "PerturbMask":
-        knobs["n_iter"] = draw(st.sampled_from([1, 2, 2, 0]))
-        knobs["n_chains"] = draw(st.sampled_from([1, 3, 3, 0]))
+        knobs["design"] = draw(st.sampled_from(["random", "random", "chain", "sequential"]))
+        if knobs["design"] == "chain":
+            knobs["n_iter"] = draw(st.sampled_from([1, 2, 2, 0]))
+        knobs["budget"] = draw(st.sampled_from([1, 3, 6, 0]))
         knobs["keep_prob"] = draw(st.sampled_from([0.5, 0.5, 0.0, 1.0, 1.5]))
         knobs["eta"] = draw(st.sampled_from([None, None, 0.0, 3.0, float("inf"), float("nan")]))
     else:
-        knobs["n_masks"] = draw(st.sampled_from([1, 5, 5, 0]))
+        knobs["budget"] = draw(st.sampled_from([1, 5, 5, 0]))
         knobs["keep_prob"] = draw(st.sampled_from([0.5, 0.5, 1.0, 0.0]))
     knobs["grid_size"] = draw(st.sampled_from([None, None, None, 1, 2, 50, 2.0, True]))
     behaviour = draw(
@@ -158,6 +160,16 @@ def _same(a: tuple, b: tuple) -> bool:
     return True
 
 
+#: configuration knobs (the constructor's); the rest are attribute's keywords
+CONFIG = ("design", "n_iter", "keep_prob", "eta", "n1", "n2", "grid_size")
+
+
+def _explain(cls: type, model: nn.Module, x: torch.Tensor, call: dict, **kwargs: object) -> object:
+    config = {k: v for k, v in call["knobs"].items() if k in CONFIG}
+    rest = {k: v for k, v in call["knobs"].items() if k not in CONFIG}
+    return cls(model, **config).attribute(x, seed=0, **kwargs, **rest)
+
+
 def _run(call: dict) -> None:
     x, target, baselines, fm = _build(call)
     model = Scorer(call["behaviour"]).eval()
@@ -168,9 +180,7 @@ def _run(call: dict) -> None:
     rng = (torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
     cls = PerturbMask if call["method"] == "PerturbMask" else RISE
     try:
-        out = cls(model).attribute(
-            x, baselines=baselines, target=target, feature_mask=fm, seed=0, **call["knobs"]
-        )
+        out = _explain(cls, model, x, call, baselines=baselines, target=target, feature_mask=fm)
     except (TypeError, ValueError) as err:
         message = str(err)
         event(f"{type(err).__name__}: {message[:40]}")
@@ -221,8 +231,9 @@ def valid_calls(draw: st.DrawFn) -> dict:
     call["behaviour"] = "ok"
     if call["method"] == "PerturbMask":
         call["knobs"] = dict(
+            design="chain",
             n_iter=draw(st.sampled_from([1, 2])),
-            n_chains=draw(st.sampled_from([1, 3])),
+            budget=draw(st.sampled_from([1, 3, 6])),
             keep_prob=draw(st.sampled_from([0.0, 0.5, 1.0])),
             eta=draw(st.sampled_from([None, 0.0, 3.0])),
             n1=draw(st.sampled_from([0.0, 1.0])),
@@ -230,7 +241,7 @@ def valid_calls(draw: st.DrawFn) -> dict:
         )
     else:
         call["knobs"] = dict(
-            n_masks=draw(st.sampled_from([1, 5])), keep_prob=draw(st.sampled_from([0.5, 1.0]))
+            budget=draw(st.sampled_from([1, 5])), keep_prob=draw(st.sampled_from([0.5, 1.0]))
         )
     call["knobs"]["grid_size"] = draw(st.sampled_from([None, 1, 2, 50]))
     return call
@@ -242,9 +253,7 @@ def test_valid_calls_give_finite_maps_of_the_input_shape_and_dtype(call: dict) -
     x, target, baselines, fm = _build(call)
     model = Scorer("ok").eval()
     cls = PerturbMask if call["method"] == "PerturbMask" else RISE
-    out = cls(model).attribute(
-        x, baselines=baselines, target=target, feature_mask=fm, seed=0, **call["knobs"]
-    )
+    out = _explain(cls, model, x, call, baselines=baselines, target=target, feature_mask=fm)
     assert out.shape == x.shape and out.dtype == x.dtype
     assert bool(torch.isfinite(out.float()).all())
 

@@ -64,7 +64,7 @@ def test_no_crop_map_in_image_coordinates(
     Image.fromarray(pixels.numpy()).save(path)
     monkeypatch.setattr(torchvision.models, "get_model", lambda name, **kw: _RightStrip())
     out = tmp_path / "out"
-    argv = ["explain", str(path), "--model", "resnet18", "--size", "16", "--budget", "64"]
+    argv = ["explain", str(path), "--model", "resnet18", "--size", "16", "--budget", "256"]
     assert main([*argv, "--target", "0", "--method", "rise", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "resized 40x96 -> 16x38" in stdout and "nothing cropped" in stdout
