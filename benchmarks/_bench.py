@@ -12,25 +12,18 @@ from torch import Tensor, nn
 from captum_perturbmask.metrics import (
     box_iou,
     insertion_deletion,
+    mean_ci,
     pointing_game,
     run_consistency,
     saliency_box,
 )
 
 
-def mean_ci(values: Tensor) -> tuple[float, float]:
-    """Mean and half-width of a normal 95% interval."""
-    v = values.double()
-    v = v[~torch.isnan(v)]
-    if v.numel() < 2:
-        return float(v.mean()) if v.numel() else float("nan"), float("nan")
-    return float(v.mean()), float(1.96 * v.std() / math.sqrt(v.numel()))
-
-
 def fmt(values: Tensor | None, digits: int = 3) -> str:
+    """Mean ± half-width of the normal 95% interval of ``values``."""
     if values is None:
         return "–"
-    m, h = mean_ci(values)
+    m, h, _ = mean_ci(values)
     return f"{m:.{digits}f} ± {h:.{digits}f}" if not math.isnan(h) else f"{m:.{digits}f}"
 
 

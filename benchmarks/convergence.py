@@ -27,9 +27,10 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import beds as bedlib  # noqa: E402
-from _bench import consistency, mean_ci, score_maps  # noqa: E402
+from _bench import consistency, score_maps  # noqa: E402
 
 from captum_perturbmask import RISE, PerturbMask  # noqa: E402
+from captum_perturbmask.metrics import mean_ci  # noqa: E402
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
             x, target=y, budget=b, seed=s, perturbations_per_eval=512
         ),
         "RISE": lambda b, s: rise.attribute(
-            x, target=y, n_masks=b, seed=s, perturbations_per_eval=512
+            x, target=y, budget=b, seed=s, perturbations_per_eval=512
         ),
     }
     rows = []
@@ -63,7 +64,7 @@ def main() -> None:
             cons = consistency(maps) if args.seeds > 1 else {}
             row = {"method": name, "budget": budget, "seconds_per_input": secs}
             for k, v in {**sc, **cons}.items():
-                row[k], row[k + "_ci"] = mean_ci(v)
+                row[k], row[k + "_ci"], _ = mean_ci(v)
             rows.append(row)
             print(
                 f"{name:12s} {budget:5d} ins {row['insertion']:.4f} del {row['deletion']:.4f} "

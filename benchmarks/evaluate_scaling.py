@@ -1,4 +1,4 @@
-"""Scaling of ``captum_perturbmask.evaluate``: processes, memory and a full held-out run.
+"""Scaling of ``captum_perturbmask.evaluation.evaluate``: processes, memory and a full held-out run.
 
 Three measurements, each in fresh processes so that nothing is shared between them:
 
@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 WORKER = """
 import json, os, resource, sys, time, torch
 from captum_perturbmask.data import load_default_classifier, make_digits_clutter
-from captum_perturbmask.evaluate import evaluate
+from captum_perturbmask.evaluation import evaluate
 
 n, budget, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 threads, methods = int(sys.argv[4]), sys.argv[5]

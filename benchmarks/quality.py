@@ -1,6 +1,6 @@
 """Quality of saliency methods at equal forward budgets, on every evaluation bed.
 
-A thin user of :func:`captum_perturbmask.evaluate.evaluate`: every bed of ``beds.py`` becomes a
+A thin user of :func:`captum_perturbmask.evaluation.evaluate`: every bed of ``beds.py`` becomes a
 dataset of ``(image, target, box)`` items, every method a ``fn(x, target, seed)``, and evaluate
 does the rest (insertion↑, deletion↓ with the RISE protocol, IoU↑ of the box around the top
 saliency pixels — the bed's mean box area — with the annotated box, pointing↑, run-to-run
@@ -30,13 +30,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import beds as bedlib  # noqa: E402
 
 from captum_perturbmask import RISE, PerturbMask  # noqa: E402
-from captum_perturbmask.evaluate import evaluate  # noqa: E402
+from captum_perturbmask.evaluation import evaluate  # noqa: E402
 
 
 def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size: int = 64):
     """name -> (fn(x, target, seed), forwards per input, stochastic); ``size``: image side."""
-    pm, rise = PerturbMask(model), RISE(model)
-    pm_kw = {} if eta is None else {"eta": eta}
+    pm, rise = PerturbMask(model, eta=eta), RISE(model)
     win = max(1, size // 8)  # LIME cells and Occlusion windows: an 8 x 8 grid at any size
     stride = max(1, win // 2)
     n_occ = ((size - win) // stride + 1) ** 2
@@ -61,7 +60,7 @@ def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size:
     out = {
         f"PerturbMask ({b})": (
             lambda x, t, s, b=b: pm.attribute(
-                x, target=t, budget=b, seed=s, perturbations_per_eval=ppe, **pm_kw
+                x, target=t, budget=b, seed=s, perturbations_per_eval=ppe
             ),
             b + 1,
             True,
@@ -71,7 +70,7 @@ def methods(model, layer, budget: int, ppe: int, eta: float | None = None, size:
     for n in (100, 400, 1000, 4000):
         out[f"RISE ({n})"] = (
             lambda x, t, s, n=n: rise.attribute(
-                x, target=t, n_masks=n, seed=s, perturbations_per_eval=ppe
+                x, target=t, budget=n, seed=s, perturbations_per_eval=ppe
             ),
             n + 1,
             True,
@@ -127,9 +126,9 @@ def evaluate_bed(bed: bedlib.Bed, args: argparse.Namespace) -> str:
         seeds=tuple(range(args.seeds)),
         batch_size=args.chunk,
         out=out,
-        reference=f"PerturbMask ({args.budget})",
+        reference_method=f"PerturbMask ({args.budget})",
         box_threshold=bedlib.box_quantile(bed) if bed.boxes is not None else 0.9,
-        metric_batch_size=256,
+        forward_batch_size=256,
         show_progress=True,
     )
     return (

@@ -9,12 +9,13 @@ Beds (both offline, shipped models):
   ``SeriesCNN``, target = the motif's class; every item carries its motif span.
 
 Methods, about 400 forward passes each: PerturbMask with its defaults and ``budget=400``; RISE
-with its defaults and ``n_masks`` 400 and 4,000; Captum's Occlusion, FeatureAblation and LIME on
-time segments as :func:`~captum_perturbmask.compare.default_methods` builds them, Captum's
-KernelShap on the same segments with ``n_samples=400``; Integrated Gradients (white box, 50
+with its defaults and ``budget`` 400 and 4,000; Captum's Occlusion, FeatureAblation and LIME on
+time segments and Captum's KernelShap on the same segments with ``n_samples=400``, as the
+method registry (:func:`~captum_perturbmask.evaluation.default_methods`) builds them; Integrated
+Gradients (white box, 50
 steps) and a random map (a control: what any map must beat).
 
-Every map is scored by :func:`captum_perturbmask.evaluate.evaluate` (one code path): insertion
+Every map is scored by :func:`captum_perturbmask.evaluation.evaluate` (one code path): insertion
 and deletion AUC, span IoU and pointing on the planted bed, run-to-run Spearman and top-5% IoU
 over the seeds; means with 95% intervals over series and paired differences against
 PerturbMask. RISE-4000 runs with the first ``--rise4000-seeds`` seeds (default all; it costs ten
@@ -23,9 +24,9 @@ times the others), in its own ``evaluate`` folder; the summaries merge both fold
 **Insertion start.** ``evaluate`` scores with the package defaults: insertion starts from
 zeros and deletion replaces steps by zeros (for z-normalised series, zero is each series' own
 mean). The same maps are scored again against the training split's mean series
-:math:`\\mu` (the per-step mean of the 50 GunPoint training series): ``evaluate`` runs on the
-shifted series :math:`x - \\mu` with the model :math:`f(\\cdot + \\mu)`, so its zeros are
-:math:`\\mu` (the maps are reused, not recomputed). The random map shows whether each start
+:math:`\\mu` (the per-step mean of the 50 GunPoint training series): ``evaluate`` with
+``reference=mu`` starts insertion from and deletes to :math:`\\mu` (the maps are reused, not
+recomputed). The random map shows whether each start
 ranks maps sensibly.
 
 **Problem 2.** :class:`~captum_perturbmask.generative.LatentVariationGenerator` with the shipped
@@ -53,17 +54,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from captum.attr import KernelShap
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from captum_perturbmask import RISE, PerturbMask
-from captum_perturbmask.attr._masks import default_grid
-from captum_perturbmask.compare import default_methods
 from captum_perturbmask.data.models import load_series_classifier, load_series_generator
 from captum_perturbmask.data.series import load_gunpoint, make_planted_series
-from captum_perturbmask.evaluate import EvaluationResult, derive_seed, evaluate, summarize
-from captum_perturbmask.evaluate import read_records as _read_records
+from captum_perturbmask.evaluation import EvaluationResult, default_methods, evaluate, summarize
+from captum_perturbmask.evaluation import read_records as _read_records
+from captum_perturbmask.evaluation.scoring import derive_seed
 
 
 def _names(budget: int) -> None:
@@ -93,24 +92,13 @@ class SeriesItems(Dataset):
         return item if self.spans is None else (*item, self.spans[i])
 
 
-class Shifted(nn.Module):
-    """``model(x + mu)``: evaluate on ``x - mu`` scores insertion from / deletion to ``mu``."""
-
-    def __init__(self, model: nn.Module, mu: Tensor) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("mu", mu)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x + self.mu)
-
-
 def build_methods(model: nn.Module, example: Tensor, budget: int) -> dict[str, Callable]:
     """name -> fn(x, target, seed): the methods of this benchmark at ``budget`` forwards."""
     ppe = max(1, ROWS // example.shape[0])
-    shared = default_methods(model, example, budget, ROWS)  # Occlusion, FA, LIME, IG on segments
-    length = example.shape[-1]
-    segments = torch.arange(length) * default_grid((length,))[0] // length  # default_methods'
+    shared = default_methods(  # on PerturbMask's time segments, from the method registry
+        model, example, ["Occlusion", "FeatureAblation", "LIME", "KernelShap",
+                         "IntegratedGradients"], budget=budget, forward_batch_size=ROWS,
+    )  # fmt: skip
 
     def perturb_mask(x: Tensor, t, seed: int) -> Tensor:
         return PerturbMask(model).attribute(
@@ -120,17 +108,10 @@ def build_methods(model: nn.Module, example: Tensor, budget: int) -> dict[str, C
     def rise(n_masks: int) -> Callable:
         def fn(x: Tensor, t, seed: int) -> Tensor:
             return RISE(model).attribute(
-                x, target=t, n_masks=n_masks, seed=seed, perturbations_per_eval=ppe
+                x, target=t, budget=n_masks, seed=seed, perturbations_per_eval=ppe
             )
 
         return fn
-
-    def kernel_shap(x: Tensor, t, seed: int) -> Tensor:
-        # evaluate seeds the global RNG (in a private fork) before every call
-        mask = segments.to(x.device).expand(1, x.shape[1], length)
-        return KernelShap(model).attribute(
-            x, target=t, feature_mask=mask, n_samples=budget, perturbations_per_eval=ppe
-        )
 
     def random_map(x: Tensor, t, seed: int) -> Tensor:
         return torch.rand(x.shape, generator=torch.Generator().manual_seed(seed))
@@ -142,7 +123,7 @@ def build_methods(model: nn.Module, example: Tensor, budget: int) -> dict[str, C
         "Occlusion": shared["Occlusion"],
         "FeatureAblation": shared["FeatureAblation"],
         f"LIME ({budget})": shared["LIME"],
-        f"KernelShap ({budget})": kernel_shap,
+        f"KernelShap ({budget})": shared["KernelShap"],
         "IntegratedGradients": shared["IntegratedGradients"],
         RANDOM: random_map,
     }
@@ -157,11 +138,11 @@ class MapCache:
     def __init__(self) -> None:
         self.maps: dict[tuple[str, int], Tensor] = {}
 
-    def wrap(self, name: str, fn: Callable, shift: Tensor | None = None) -> Callable:
+    def wrap(self, name: str, fn: Callable) -> Callable:
         def cached(x: Tensor, t, seed: int) -> Tensor:
             key = (name, seed)
             if key not in self.maps:
-                self.maps[key] = fn(x if shift is None else x + shift, t, seed).detach()
+                self.maps[key] = fn(x, t, seed).detach()
             return self.maps[key]
 
         return cached
@@ -178,7 +159,7 @@ def say(text: str) -> None:
 def run_evaluate(model, data, methods, seeds, folder: Path, **kw) -> float:
     t0 = time.perf_counter()
     evaluate(
-        model, data, methods, seeds=seeds, batch_size=BATCH, out=folder, metric_batch_size=ROWS,
+        model, data, methods, seeds=seeds, batch_size=BATCH, out=folder, forward_batch_size=ROWS,
         show_progress=False, **kw,
     )  # fmt: skip
     return time.perf_counter() - t0
@@ -208,16 +189,11 @@ def run_bed(name: str, model: nn.Module, items: SeriesItems, mu: Tensor, args, c
         [*_read_records(work / "zeros"), *_read_records(work / "zeros4000")], order, PM
     )
 
-    # the same maps against the training mean series: shift the data, unshift in the model
-    shifted = SeriesItems(items.series - mu, items.labels, items.spans)
-    shifted_model = Shifted(model, mu).eval()
-    reuse = {k: cache.wrap(k, v, shift=mu) for k, v in methods.items()}
-    ref_kw = {"metrics": ("insertion", "deletion")}
-    secs = run_evaluate(shifted_model, shifted, {k: v for k, v in reuse.items() if k != R4000},
-                        seeds[:1], work / "mean", **ref_kw)  # fmt: skip
-    if R4000 in reuse:
-        run_evaluate(shifted_model, shifted, {R4000: reuse[R4000]}, seeds[:1], work / "mean4000",
-                     **ref_kw)  # fmt: skip
+    # the same maps against the training mean series: insertion from it, deletion to it
+    ref_kw = {"metrics": ("insertion", "deletion"), "reference": mu}
+    secs = run_evaluate(model, items, main, seeds[:1], work / "mean", **ref_kw)
+    if slow:
+        run_evaluate(model, items, slow, seeds[:1], work / "mean4000", **ref_kw)
     say(f"{name}: training-mean reference {secs:.0f} s")
     mean = summarize([*_read_records(work / "mean"), *_read_records(work / "mean4000")], order, PM)
 
@@ -235,7 +211,9 @@ def run_bed(name: str, model: nn.Module, items: SeriesItems, mu: Tensor, args, c
 def _fmt(mean: float, ci: float, digits: int = 3) -> str:
     if mean is None or math.isnan(mean):
         return "–"
-    return f"{mean:.{digits}f}" if math.isnan(ci) else f"{mean:.{digits}f} ± {ci:.{digits}f}"
+    if ci is None or math.isnan(ci):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
 def _paired(result: EvaluationResult, method: str, metric: str) -> tuple[float, float] | None:
@@ -397,12 +375,11 @@ def knob_study(bed: str, model: nn.Module, items: SeriesItems, mu: Tensor, args)
     }
 
     def method(kw: dict) -> Callable:
-        kw = {"budget": args.budget, **kw}
+        call = {"budget": kw.pop("budget", args.budget), "baselines": kw.pop("baselines", None)}
+        explainer = PerturbMask(model, **kw)  # the configuration; budget and baselines per call
 
         def fn(x: Tensor, t, seed: int) -> Tensor:
-            return PerturbMask(model).attribute(
-                x, target=t, seed=seed, perturbations_per_eval=ppe, **kw
-            )
+            return explainer.attribute(x, target=t, seed=seed, perturbations_per_eval=ppe, **call)
 
         return fn
 

@@ -5,7 +5,12 @@ The flat API a newcomer needs:
 * :class:`PerturbMask` - Algorithm 1 of Thakur & Fischmeister as a Captum
   :class:`~captum.attr.PerturbationAttribution`.
 * :class:`RISE` - Petsiuk et al. (2018), the baseline the poster compares against.
-* :mod:`captum_perturbmask.metrics` - insertion/deletion AUC, IoU, pointing game, consistency.
+* :class:`HSICAttribution` and :class:`SobolAttribution` - the strongest black-box peers
+  (Novello et al. 2022; Fel et al. 2021).
+* :func:`evaluate` and :func:`compare` - saliency methods scored on a dataset or on one batch
+  (:mod:`captum_perturbmask.evaluation`).
+* :mod:`captum_perturbmask.metrics` - insertion/deletion AUC, ROAD, IoU, pointing game,
+  consistency.
 * :class:`LatentVariationGenerator` - the distribution of acceptable variations (Problem 2).
 * :mod:`captum_perturbmask.viz` - the figures.
 
@@ -13,15 +18,13 @@ The names are imported on first use, so ``import captum_perturbmask`` (and the c
 ``--help``) does not pay for torch and Captum until they are needed.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from captum_perturbmask._version import __version__
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from captum_perturbmask.attr import RISE, HSICAttribution, PerturbMask, SobolAttribution
+    from captum_perturbmask.evaluation import compare, evaluate
     from captum_perturbmask.generative import LatentVariationGenerator
 
 _LAZY = {
@@ -30,6 +33,8 @@ _LAZY = {
     "HSICAttribution": "captum_perturbmask.attr",
     "SobolAttribution": "captum_perturbmask.attr",
     "LatentVariationGenerator": "captum_perturbmask.generative",
+    "evaluate": "captum_perturbmask.evaluation",
+    "compare": "captum_perturbmask.evaluation",
 }
 
 __all__ = [
@@ -39,17 +44,21 @@ __all__ = [
     "RISE",
     "SobolAttribution",
     "__version__",
+    "compare",
+    "evaluate",
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(__all__)

@@ -48,6 +48,7 @@ nitpick_ignore = [
     ("py:class", "matplotlib.figure.Figure"),
     # Python standard library
     ("py:class", "collections.abc.Callable"),
+    ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Iterator"),
     ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),

@@ -24,6 +24,7 @@ SHOWN = {
     "evaluate_dataset.py": ["evaluation/summary.md", "evaluation/curves.png"],
     "timeseries.py": ["timeseries.png"],
     "gunpoint.py": ["gunpoint_maps.png", "gunpoint_variations.png"],
+    "extending.py": ["extending.md"],
 }
 
 

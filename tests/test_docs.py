@@ -30,8 +30,7 @@ PUBLIC_MODULES = (
     "captum_perturbmask.metrics",
     "captum_perturbmask.generative",
     "captum_perturbmask.data",
-    "captum_perturbmask.compare",
-    "captum_perturbmask.evaluate",
+    "captum_perturbmask.evaluation",
     "captum_perturbmask.viz",
     "captum_perturbmask.cli",
 )

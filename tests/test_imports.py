@@ -40,16 +40,21 @@ def test_library_imports_no_torchvision_or_sklearn(tmp_path: Path) -> None:
     """The whole library API costs torch and Captum, not torchvision or scikit-learn."""
     code = (
         "from captum_perturbmask import PerturbMask, RISE, LatentVariationGenerator\n"
-        "import captum_perturbmask.metrics, captum_perturbmask.compare, captum_perturbmask.viz"
+        "from captum_perturbmask import evaluate, compare\n"
+        "import captum_perturbmask.metrics, captum_perturbmask.evaluation, captum_perturbmask.viz"
     )
     assert _loaded(code, ("torchvision", "sklearn"), tmp_path) == []
 
 
 def test_lazy_names() -> None:
     from captum_perturbmask.attr import RISE, PerturbMask
+    from captum_perturbmask.evaluation import compare, evaluate
 
     assert captum_perturbmask.PerturbMask is PerturbMask and captum_perturbmask.RISE is RISE
-    assert {"PerturbMask", "RISE", "LatentVariationGenerator"} <= set(dir(captum_perturbmask))
+    assert captum_perturbmask.evaluate is evaluate and captum_perturbmask.compare is compare
+    assert callable(captum_perturbmask.evaluate)  # the function, not a module
+    public = {"PerturbMask", "RISE", "LatentVariationGenerator", "evaluate", "compare"}
+    assert set(dir(captum_perturbmask)) == public | {"__version__"}  # nothing private
     assert captum_perturbmask.__version__.count(".") == 2
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         captum_perturbmask.nope  # noqa: B018

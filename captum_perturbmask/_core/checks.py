@@ -140,6 +140,18 @@ def check_float_tensor(x: object, name: str) -> Tensor:
     return x
 
 
+def check_batch_inputs(inputs: object, name: str = "inputs") -> Tensor:
+    """A non-empty floating-point batch of images :math:`(B, C, H, W)` or series
+    :math:`(B, C, T)`, else raise."""
+    inputs = check_float_tensor(inputs, name)
+    if inputs.ndim not in (3, 4) or inputs.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` must be a non-empty batch of images (B, C, H, W) or series (B, C, T), "
+            f"got shape {tuple(inputs.shape)}."
+        )
+    return inputs
+
+
 def check_finite(x: Tensor, name: str) -> None:
     """Raise ``ValueError`` if ``x`` holds NaN or infinity (one host sync)."""
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):

@@ -5,7 +5,7 @@ Three commands, each a thin layer over the library:
 ``demo`` (``captum_perturbmask.cli.demo``)
     Explains held-out images of the shipped digits-in-clutter set with the shipped classifier
     (PerturbMask, RISE, Grad-CAM, LIME and Occlusion through
-    :func:`~captum_perturbmask.compare.compare`) and writes ``maps.png``, ``metrics.md``,
+    :func:`~captum_perturbmask.evaluation.compare`) and writes ``maps.png``, ``metrics.md``,
     ``metrics.csv``, ``convergence.png``, ``convergence.csv`` and ``variations.png``. Offline.
     With ``--data gunpoint`` (``captum_perturbmask.cli.series_demo``) it explains held-out
     GunPoint series and planted-motif series instead and writes ``series_maps.png``,
@@ -17,7 +17,7 @@ Three commands, each a thin layer over the library:
 
 ``evaluate`` (``captum_perturbmask.cli.evaluate``)
     Scores saliency methods over a whole dataset (the shipped digits, a folder of images or an
-    ``.npz`` file) with :func:`~captum_perturbmask.evaluate.evaluate`; resumable, and sharded
+    ``.npz`` file) with :func:`~captum_perturbmask.evaluation.evaluate`; resumable, and sharded
     over processes when launched with ``torchrun``.
 
 Errors a user can cause (bad arguments, missing or corrupt files, unfitting weights, an
@@ -450,20 +450,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         nargs="+",
         type=str.lower,
-        choices=(
-            "perturbmask",
-            "rise",
-            "gradcam",
-            "lime",
-            "occlusion",
-            "featureablation",
-            "integratedgradients",
-        ),  # fmt: skip
         default=None,
         metavar="METHOD",
-        help="methods to run (default: all default methods for the data: perturbmask rise "
-        "gradcam lime occlusion for images; perturbmask rise occlusion featureablation lime "
-        "integratedgradients for series)",
+        help="registered methods to run, in any case (default: the default set of the data, "
+        "e.g. perturbmask rise gradcam lime occlusion for images; a name that is not "
+        "registered lists those that are)",
+    )
+    evaluate.add_argument(
+        "--metrics",
+        nargs="+",
+        type=str.lower,
+        default=None,
+        metavar="METRIC",
+        help="registered metrics to score (default: the default set, insertion deletion and, "
+        "where the data has boxes, iou pointing; road adds ROAD's MoRF and LeRF, slower; a "
+        "name that is not registered lists those that are)",
+    )
+    evaluate.add_argument(
+        "--reference",
+        default="default",
+        metavar="REF",
+        help="what removed pixels become in insertion and deletion: 'default' (insertion from "
+        "a blur of images, zeros for series; deletion to zeros), 'mean' (the mean input of the "
+        "evaluated examples) or a number (default: default)",
     )
     evaluate.add_argument(
         "--budget", type=budget_type, default=400, help="forward passes per example (default 400)"

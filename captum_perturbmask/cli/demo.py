@@ -1,8 +1,8 @@
 """``captum-perturbmask demo``: the offline comparison on the shipped digits-in-clutter data
 (``--data gunpoint``: on time series, ``captum_perturbmask.cli.series_demo``).
 
-A thin layer over the library: :func:`~captum_perturbmask.compare.compare` with
-:func:`~captum_perturbmask.compare.default_methods` for the table and (once per budget and
+A thin layer over the library: :func:`~captum_perturbmask.evaluation.compare` with
+:func:`~captum_perturbmask.evaluation.default_methods` for the table and (once per budget and
 seed) for the convergence curves, :class:`~captum_perturbmask.generative.
 LatentVariationGenerator` for the variations, :mod:`captum_perturbmask.viz` for the figures.
 """
@@ -10,10 +10,8 @@ LatentVariationGenerator` for the variations, :mod:`captum_perturbmask.viz` for 
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,7 +19,9 @@ from torch import Tensor, nn
 
 from captum_perturbmask import viz
 from captum_perturbmask.cli import say, start_outputs, write_files
-from captum_perturbmask.compare import AttributionFn, compare, default_methods
+from captum_perturbmask.evaluation import compare, default_methods
+from captum_perturbmask.evaluation.methods import logged
+from captum_perturbmask.metrics.aggregate import mean_ci
 
 #: Forward budgets of the convergence figure (the poster's second figure).
 CONVERGENCE_BUDGETS = (50, 100, 200, 400, 800)
@@ -44,22 +44,6 @@ OUTPUTS = (
 MAPS_DPI = 80
 
 
-def _logged(methods: Mapping[str, AttributionFn], n_images: int) -> dict[str, AttributionFn]:
-    """Wrap ``compare`` methods to print one line per run (compare has no progress bar)."""
-
-    def wrap(name: str, fn: AttributionFn) -> AttributionFn:
-        def run(x: Tensor, target: Any, seed: int) -> Tensor:
-            start = time.perf_counter()
-            out = fn(x, target, seed)
-            seconds = time.perf_counter() - start
-            say(f"  {name:<11} seed {seed}: {n_images} maps in {seconds:.1f} s")
-            return out
-
-        return run
-
-    return {name: wrap(name, fn) for name, fn in methods.items()}
-
-
 def convergence(
     model: nn.Module,
     images: Tensor,
@@ -69,35 +53,24 @@ def convergence(
 ) -> list[dict[str, Any]]:
     """Insertion / deletion AUC of PerturbMask and RISE against the forward budget.
 
-    One :func:`~captum_perturbmask.compare.compare` call per budget and seed; each value is
+    One :func:`~captum_perturbmask.evaluation.compare` call per budget and seed; each value is
     the mean over images and seeds, ``*_sem`` the standard error over seeds of the per-seed
-    means (the run-to-run noise of the estimate at that budget).
+    means (the run-to-run noise of the estimate at that budget; NaN with one seed).
     """
     rows: list[dict[str, Any]] = []
-
-    def mean_sem(values: list[float]) -> tuple[float, float]:
-        sem = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-        return statistics.fmean(values), sem
-
+    names = ["PerturbMask", "RISE"]
     for budget in budgets:
-        every = default_methods(model, images, budget, BATCH_SIZE)
-        methods = {name: every[name] for name in ("PerturbMask", "RISE")}
-        tables = [
+        results = [
             compare(
-                methods,
-                model=model,
-                inputs=images,
-                target=labels,
-                budget=budget,
-                seeds=(seed,),
-                batch_size=BATCH_SIZE,
+                model, images, names, target=labels, budget=budget, seeds=(seed,),
+                forward_batch_size=BATCH_SIZE, metrics=("insertion", "deletion"),
             )
             for seed in seeds
-        ]
-        for name in methods:
-            runs = [table[name] for table in tables]
-            insertion, insertion_sem = mean_sem([r["insertion"] for r in runs])
-            deletion, deletion_sem = mean_sem([r["deletion"] for r in runs])
+        ]  # fmt: skip
+        for name in names:
+            runs = [result[name] for result in results]
+            insertion, insertion_sem, _ = mean_ci([r["insertion"] for r in runs], z=1.0)
+            deletion, deletion_sem, _ = mean_ci([r["deletion"] for r in runs], z=1.0)
             seconds = statistics.fmean(r["seconds_per_input"] for r in runs)
             rows.append(
                 {
@@ -227,16 +200,16 @@ def run(args: argparse.Namespace) -> int:
         f"comparing PerturbMask, RISE, Grad-CAM, LIME, Occlusion on {n_images} held-out "
         f"digits-in-clutter images (budget {budget} forwards, seeds {list(seeds)})",
     )
-    methods = _logged(default_methods(classifier, images, budget, BATCH_SIZE), n_images)
+    methods = default_methods(classifier, images, budget=budget, forward_batch_size=BATCH_SIZE)
     table = compare(
-        methods,
-        model=classifier,
-        inputs=images,
+        classifier,
+        images,
+        logged(methods, say),
         target=labels,
         boxes=boxes,
         budget=budget,
         seeds=seeds,
-        batch_size=BATCH_SIZE,
+        forward_batch_size=BATCH_SIZE,
         box_threshold=BOX_THRESHOLD,
     )
     shown = range(min(n_images, 3))

@@ -1,9 +1,10 @@
 """``captum-perturbmask evaluate``: score saliency methods over a whole dataset.
 
-A thin layer over :func:`captum_perturbmask.evaluate.evaluate`: it builds the dataset
+A thin layer over :func:`captum_perturbmask.evaluation.evaluate`: it builds the dataset
 (``digits``, a folder of images, or an ``.npz`` file) and the model (the shipped one or a
-torchvision classifier with a local weights file), picks the methods by name from
-:func:`~captum_perturbmask.compare.default_methods`, and writes the records, the summary and its
+torchvision classifier with a local weights file), picks the methods and metrics by name from
+the registries (:data:`~captum_perturbmask.evaluation.methods.METHODS`,
+:data:`~captum_perturbmask.evaluation.scoring.METRICS`), and writes the records, the summary and its
 figures into ``--out``. Under ``torchrun`` every rank runs this command on its own shard and
 rank 0 writes the summary.
 """
@@ -18,17 +19,6 @@ import torch
 from torch import nn
 
 from captum_perturbmask.cli import CLIError, first_sentence, prepare_out, say
-
-#: ``--methods`` names (lower case) -> the names of ``default_methods``.
-METHOD_NAMES = {
-    "perturbmask": "PerturbMask",
-    "rise": "RISE",
-    "gradcam": "GradCAM",
-    "lime": "LIME",
-    "occlusion": "Occlusion",
-    "featureablation": "FeatureAblation",
-    "integratedgradients": "IntegratedGradients",
-}
 
 
 class _Npz(torch.utils.data.Dataset):
@@ -155,7 +145,7 @@ def _model(args: argparse.Namespace, kind: str) -> nn.Module:
 
 
 def run(args: argparse.Namespace) -> int:
-    from captum_perturbmask.evaluate import _Distributed
+    from captum_perturbmask.evaluation.distributed import Distributed
 
     if not 0.0 <= args.box_threshold <= 1.0:
         raise CLIError(f"--box-threshold must be in [0, 1], got {args.box_threshold}")
@@ -163,42 +153,68 @@ def run(args: argparse.Namespace) -> int:
     model = _model(args, kind)
     n = len(data) if args.n_examples is None else min(args.n_examples, len(data))
     out = prepare_out(args.out)
-    dist = _Distributed()  # under torchrun: every rank decides on rank 0's view of --out
+    dist = Distributed()  # under torchrun: every rank decides on rank 0's view of --out
     try:
         return _evaluate(args, data, model, n, out, dist)
     finally:
         dist.close()
 
 
+def _names(wanted: list[str] | None, registered: list[str], flag: str) -> list[str] | None:
+    """``--methods`` / ``--metrics`` (any case) as registered names; ``None`` if not given."""
+    if not wanted:
+        return None
+    by_lower = {name.lower(): name for name in registered}
+    unknown = [w for w in wanted if w.lower() not in by_lower]
+    if unknown:
+        raise CLIError(
+            f"{flag} {', '.join(unknown)} not available for this data and model; choose from "
+            f"{', '.join(n.lower() for n in registered)}"
+        )
+    return [by_lower[w.lower()] for w in wanted]
+
+
+def _reference(value: str) -> str | float:
+    if value in ("default", "mean"):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise CLIError(f"--reference must be 'default', 'mean' or a number, got {value!r}")
+    return number
+
+
 def _evaluate(
     args: argparse.Namespace, data: Any, model: nn.Module, n: int, out: Path, dist: Any
 ) -> int:
-    from captum_perturbmask.compare import default_methods
-    from captum_perturbmask.evaluate import evaluate, read_records
+    from captum_perturbmask._core.devices import resolve_device
+    from captum_perturbmask.evaluation import METHODS, METRICS, evaluate, read_records
+    from captum_perturbmask.evaluation.methods import data_kind
 
-    has_records = [dist.rank == 0 and any(out.glob("records-rank*.jsonl"))]
-    if dist.active:
-        dist.dist.broadcast_object_list(has_records, src=0)
-    if has_records[0] and not args.resume:
+    has_records = dist.broadcast(dist.rank == 0 and any(out.glob("records-rank*.jsonl")))
+    if has_records and not args.resume:
         raise CLIError(
             f"--out {args.out} already holds records; pass --resume to continue them or choose "
             "another folder"
         )
     first = data[0][0]
-    example = first.unsqueeze(0).expand(args.batch_size, *first.shape)
-    available = default_methods(model, example, args.budget, args.batch_size * 16)
-    wanted = [METHOD_NAMES[m] for m in args.methods] if args.methods else list(available)
-    missing = [m for m in wanted if m not in available]
-    if missing:
-        raise CLIError(
-            f"--methods {', '.join(m.lower() for m in missing)} not available for this data "
-            f"and model; choose from {', '.join(m.lower() for m in available)}"
-        )
-    methods = {name: available[name] for name in wanted}
+    kind = data_kind(first.unsqueeze(0), "--data")
+    usable = [name for name, m in METHODS.items() if kind in m.data]
+    methods = _names(args.methods, usable, "--methods")
+    metrics = _names(args.metrics, list(METRICS), "--metrics")
+    reference = _reference(args.reference)
+    if args.device is not None:
+        try:
+            resolve_device(args.device, "--device")
+        except (TypeError, ValueError) as err:
+            raise CLIError(str(err).replace("`--device`", "--device")) from None
+    shown = methods or [n for n in usable if kind in METHODS[n].default]
     rank = dist.rank
     if rank == 0:
         say(
-            f"evaluating {', '.join(methods)} on {n} examples of {args.data} at {args.budget} "
+            f"evaluating {', '.join(shown)} on {n} examples of {args.data} at {args.budget} "
             f"forward passes, seeds {list(range(args.seed, args.seed + args.seeds))}, "
             f"batches of {args.batch_size}, into {out}"
         )
@@ -209,9 +225,11 @@ def _evaluate(
         budget=args.budget,
         seeds=tuple(range(args.seed, args.seed + args.seeds)),
         batch_size=args.batch_size,
+        metrics=metrics,
+        reference=reference,
+        device=args.device,
         out=out,
         resume=True,
-        device=args.device,
         on_error="skip" if args.skip_errors else "raise",
         show_progress=True,
         indices=range(n),
@@ -221,7 +239,7 @@ def _evaluate(
         print(result.to_markdown())
         errors = sum(1 for r in read_records(out) if r.get("status") != "ok")
         say(
-            f"wrote records, summary.md, summary.csv and curves.png to {out}"
-            + (f" ({errors} failed records)" if errors else "")
+            f"wrote records, summary.md, summary.csv{' and curves.png' if result.curves else ''} "
+            f"to {out}" + (f" ({errors} failed records)" if errors else "")
         )
     return 0

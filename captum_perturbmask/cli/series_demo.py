@@ -3,8 +3,8 @@
 Two beds, both shipped with the package: held-out UCR GunPoint series with the shipped GunPoint
 classifier, and planted-motif series (a square pulse or a sine burst added to a real series; the
 motif decides the class and its span is known) with the shipped planted-motif classifier. A thin
-layer over the library: :func:`~captum_perturbmask.compare.compare` with
-:func:`~captum_perturbmask.compare.default_methods` for the tables,
+layer over the library: :func:`~captum_perturbmask.evaluation.compare` with
+:func:`~captum_perturbmask.evaluation.default_methods` for the tables,
 :class:`~captum_perturbmask.generative.LatentVariationGenerator` with the shipped series
 generator for the variations, :mod:`captum_perturbmask.viz` for the figures.
 """
@@ -27,7 +27,8 @@ from captum_perturbmask.cli import (
     start_outputs,
     write_files,
 )
-from captum_perturbmask.compare import ComparisonTable, compare, default_methods
+from captum_perturbmask.evaluation import EvaluationResult, compare, default_methods
+from captum_perturbmask.evaluation.methods import logged
 
 #: The files the series demo writes into ``--out``.
 OUTPUTS = ("series_maps.png", "planted_maps.png", "metrics.md", "metrics.csv", "variations.png")
@@ -71,9 +72,9 @@ def peak_span_mask(saliency: Tensor, threshold: float) -> Tensor:
     return (steps >= left) & (steps < right)
 
 
-def _table_csv(tables: dict[str, ComparisonTable]) -> str:
+def _table_csv(tables: dict[str, EvaluationResult]) -> str:
     """Both beds' rows in one CSV, with a ``data`` column."""
-    rows = [{"data": bed, **row} for bed, table in tables.items() for row in table.rows]
+    rows = [{"data": bed, **row} for bed, table in tables.items() for row in table.summary]
     keys = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
@@ -90,16 +91,14 @@ def _compare(
     spans: Tensor | None,
     budget: int,
     seeds: tuple[int, ...],
-) -> ComparisonTable:
-    from captum_perturbmask.cli.demo import _logged
-
-    methods = _logged(default_methods(model, x, budget, BATCH_SIZE), len(x))
+) -> EvaluationResult:
+    methods = default_methods(model, x, budget=budget, forward_batch_size=BATCH_SIZE)
     kw: dict[str, Any] = {}
     if spans is not None:  # span of the top steps, as many as the mean motif covers
         kw["box_threshold"] = 1 - float((spans[:, 1] - spans[:, 0]).double().mean()) / x.shape[-1]
     return compare(
-        methods, model=model, inputs=x, target=y, boxes=spans, budget=budget, seeds=seeds,
-        batch_size=BATCH_SIZE, **kw,
+        model, x, logged(methods, say), target=y, boxes=spans, budget=budget, seeds=seeds,
+        forward_batch_size=BATCH_SIZE, **kw,
     )  # fmt: skip
 
 
@@ -142,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         acc_gp = float((gp_model(x_gp).argmax(1) == y_gp).float().mean())
         acc_pl = float((pl_model(x_pl).argmax(1) == y_pl).float().mean())
-    names = ", ".join(default_methods(gp_model, x_gp, budget, BATCH_SIZE))
+    names = ", ".join(default_methods(gp_model, x_gp, budget=budget))
 
     stage(1, f"comparing {names} on {n_series} held-out GunPoint series (budget {budget} "
              f"forwards, seeds {list(seeds)})")  # fmt: skip

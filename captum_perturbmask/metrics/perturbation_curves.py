@@ -18,9 +18,9 @@ from torch import Tensor
 from captum_perturbmask._core.captum_compat import TargetType
 from captum_perturbmask._core.checks import (
     aggregate_saliency,
+    check_batch_inputs,
     check_finite,
     check_finite_scalar,
-    check_float_tensor,
     check_int,
 )
 from captum_perturbmask._core.forward import ConfidenceType, TargetForward, deprecated_alias
@@ -51,16 +51,6 @@ class InsertionDeletion(NamedTuple):
     insertion_curve: Tensor | None
     deletion_curve: Tensor | None
     fractions: Tensor
-
-
-def _check_inputs(inputs: object) -> Tensor:
-    inputs = check_float_tensor(inputs, "inputs")
-    if inputs.ndim not in (3, 4) or inputs.shape[0] == 0:
-        raise ValueError(
-            "`inputs` must be a non-empty batch of images (B, C, H, W) or series (B, C, T), "
-            f"got shape {tuple(inputs.shape)}."
-        )
-    return inputs
 
 
 def _reference(value: object, inputs: Tensor, name: str) -> Tensor:
@@ -261,7 +251,7 @@ def deletion_auc(
         >>> auc
         tensor([0.5000])
     """
-    inputs = _check_inputs(inputs)
+    inputs = check_batch_inputs(inputs)
     confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     reference = torch.zeros_like(inputs) if baselines is None else baselines
@@ -340,7 +330,7 @@ def insertion_auc(
         >>> insertion_auc(mean_model, x, attr, substrate=0.0, n_steps=2, confidence="identity")
         tensor([0.5000])
     """
-    inputs = _check_inputs(inputs)
+    inputs = check_batch_inputs(inputs)
     confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     starts = _substrate(substrate, inputs, blur_kernel_size, blur_sigma)
@@ -415,7 +405,7 @@ def insertion_deletion(
         >>> res.insertion, res.deletion, res.fractions
         (tensor([0.5000]), tensor([0.5000]), tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000]))
     """
-    inputs = _check_inputs(inputs)
+    inputs = check_batch_inputs(inputs)
     confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     reference = torch.zeros_like(inputs) if baselines is None else baselines

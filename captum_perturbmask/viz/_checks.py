@@ -57,11 +57,11 @@ def check_series_batch(inputs: object, name: str) -> Tensor:
 
 
 def maps_of(maps: object) -> Mapping[str, Any]:
-    """The mapping name -> attributions of ``maps`` (a mapping or a ComparisonTable)."""
+    """The mapping name -> attributions of ``maps`` (a mapping or an EvaluationResult)."""
     table_maps = getattr(maps, "maps", maps)
     if not isinstance(table_maps, Mapping) or not table_maps:
         raise TypeError(
-            "`maps` must be a non-empty mapping name -> attributions or a ComparisonTable, got "
+            "`maps` must be a non-empty mapping name -> attributions or an EvaluationResult, got "
             f"{type(maps).__name__}."
         )
     return table_maps

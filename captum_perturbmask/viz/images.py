@@ -66,7 +66,7 @@ def plot_maps(
 
     Args:
         maps: A mapping name -> attributions :math:`(B, C, H, W)`, :math:`(B, 1, H, W)` or
-            :math:`(B, H, W)`, or a :class:`~captum_perturbmask.compare.ComparisonTable` (its
+            :math:`(B, H, W)`, or a :class:`~captum_perturbmask.evaluation.EvaluationResult` (its
             ``maps``).
         inputs: Images :math:`(B, C, H, W)` the maps explain (``uint8`` or float; float
             images outside :math:`[0, 1]` are min-max scaled for display), or series

@@ -61,7 +61,7 @@ def plot_series_maps(
 
     Args:
         maps: A mapping name -> attributions :math:`(B, C, T)`, :math:`(B, 1, T)` or
-            :math:`(B, T)`, or a :class:`~captum_perturbmask.compare.ComparisonTable` (its
+            :math:`(B, T)`, or a :class:`~captum_perturbmask.evaluation.EvaluationResult` (its
             ``maps``).
         series: The series :math:`(B, C, T)` the maps explain.
         spans: Ground-truth evidence spans :math:`(B, 2)` ``(start, end)``, ``end`` exclusive

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from captum_perturbmask.compare import compare
+from captum_perturbmask import compare
 from captum_perturbmask.data import load_default_classifier, make_digits_clutter
 from captum_perturbmask.viz import plot_maps
 
@@ -25,24 +25,24 @@ data = make_digits_clutter("test", n=3)
 
 # methods=None runs the default set: PerturbMask, RISE, Grad-CAM, LIME and Occlusion, all at
 # about BUDGET forward passes per image; each stochastic method runs once per seed.
-table = compare(
-    model=model,
-    inputs=data.images,
+result = compare(
+    model,
+    data.images,
     target=data.labels,
     boxes=data.boxes,  # enables the IoU and pointing columns
     box_threshold=0.9,  # IoU of the top-10% box: a digit covers about a tenth of the image
     budget=BUDGET,
     seeds=(0, 1),  # two runs: enough for a consistency score, not for a verdict
 )
-print(table.to_markdown())
-(out / "compare.md").write_text(table.to_markdown() + "\n")
-table.to_csv(out / "compare.csv")
+print(result.to_markdown())  # means ± 95% intervals over the 3 images, paired differences
+(out / "compare.md").write_text(result.to_markdown() + "\n")
+result.to_csv(out / "compare.csv")
 fig = plot_maps(  # the first run's maps, one row per image, boxes drawn
-    table, data.images, indices=(0, 1), targets=data.labels, boxes=data.boxes
+    result, data.images, indices=(0, 1), targets=data.labels, boxes=data.boxes
 )
 fig.savefig(out / "compare_maps.png", dpi=72)
 
-# Every row is a dict; a column that does not apply to a method is None.
-for row in table.rows:
+# Every summary row is a dict; a value that does not apply to a method is None.
+for row in result.summary:
     kind = "stochastic" if row["stochastic"] else "deterministic (no consistency score)"
     print(f"{row['method']:>12s}: {row['forwards_per_input']:g} forward passes/image, {kind}")

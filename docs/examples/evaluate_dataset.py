@@ -11,9 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from captum_perturbmask import RISE, PerturbMask
+from captum_perturbmask import RISE, PerturbMask, evaluate
 from captum_perturbmask.data import load_default_classifier, make_digits_clutter
-from captum_perturbmask.evaluate import evaluate
 
 out = Path(
     sys.argv[1] if len(sys.argv) > 1 else os.environ.get("EXAMPLES_OUT") or tempfile.mkdtemp()

@@ -15,8 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from captum_perturbmask import RISE, PerturbMask
-from captum_perturbmask.compare import compare
+from captum_perturbmask import RISE, PerturbMask, compare
 from captum_perturbmask.metrics import pointing_game, saliency_span, span_iou
 
 out = Path(
@@ -88,10 +87,8 @@ share = per_channel.clamp_min(0).sum(dim=2) / per_channel.clamp_min(0).sum(dim=(
 print(f"share of positive saliency per channel (the pulse is in channel 0): {share.mean(0)}")
 
 # --- every series method side by side: default_methods picks the series set ------------------
-table = compare(
-    model=model, inputs=x, target=1, boxes=spans, budget=100, seeds=(0, 1), box_threshold=0.9
-)
-print(table.to_markdown())
+result = compare(model, x, target=1, boxes=spans, budget=100, seeds=(0, 1), box_threshold=0.9)
+print(result.to_markdown())
 
 # --- figure -----------------------------------------------------------------------------------
 fig = Figure(figsize=(8, 4.5), layout="constrained")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from captum_perturbmask import RISE, PerturbMask
-from captum_perturbmask.compare import compare
+from captum_perturbmask.evaluation import compare
 from captum_perturbmask.metrics import deletion_auc, insertion_auc, run_consistency
 
 X = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -111,9 +111,7 @@ def test_metrics_and_compare_take_one_output_per_example() -> None:
     single = nn.Sequential(nn.Flatten(), nn.Linear(192, 1)).eval()
     auc = deletion_auc(single, X, torch.rand(2, 8, 8), n_steps=4)  # sigmoid of the logit
     assert auc.shape == (2,) and torch.isfinite(auc).all()
-    table = compare(
-        {"pixels": lambda x, t, s: x.abs()}, model=single, inputs=X, seeds=(0,), n_steps=4
-    )
+    table = compare(single, X, {"pixels": lambda x, t, s: x.abs()}, seeds=(0,), n_steps=4)
     assert 0 <= table["pixels"]["insertion"] <= 1
 
 

@@ -91,7 +91,7 @@ def test_series_demo_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFix
     )  # and no temporary file left
     with open(out / "metrics.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    methods = ["PerturbMask", "RISE", "Occlusion", "FeatureAblation", "LIME", "IntegratedGradients"]
+    methods = ["PerturbMask", "RISE", "LIME", "Occlusion", "FeatureAblation", "IntegratedGradients"]
     assert [(r["data"], r["method"]) for r in rows] == [
         (bed, m) for bed in ("gunpoint", "planted") for m in methods
     ]
@@ -103,7 +103,7 @@ def test_series_demo_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFix
         if planted:
             assert 0 <= float(row["iou"]) <= 1 and float(row["pointing"]) in (0, 0.5, 1)
     assert float(rows[0]["forwards_per_input"]) == 8 + 1  # the budget, and one clean pass
-    assert float(rows[3]["forwards_per_input"]) == 20  # one per segment (19) and a clean pass
+    assert float(rows[4]["forwards_per_input"]) == 20  # one per segment (19) and a clean pass
     md = (out / "metrics.md").read_text(encoding="utf-8")
     assert "## GunPoint" in md and "## Planted motifs" in md and "Accepted fraction" in md
     assert "IoU ↑" in md and "pointing ↑" in md

@@ -56,6 +56,19 @@ def test_resume_is_explicit(tmp_path: Path, capsys) -> None:
     assert _records(tmp_path) == before  # nothing left to do, nothing recomputed
 
 
+def test_metrics_and_reference_flags(tmp_path: Path, capsys) -> None:
+    rc = main(
+        ["evaluate", "--data", "digits", "--methods", "Occlusion", "--metrics", "deletion",
+         "ROAD", "--reference", "mean", "--out", str(tmp_path), "--n-examples", "2", "--budget",
+         "8"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "deletion ↓" in out and "ROAD MoRF ↓" in out and "insertion" not in out
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["metrics"] == ["deletion", "road"] and config["reference"].startswith("tensor")
+
+
 def test_npz_series_with_spans(tmp_path: Path, capsys) -> None:
     g = np.random.default_rng(0)
     path = tmp_path / "series.npz"
@@ -98,7 +111,10 @@ def test_image_folder_with_a_local_weights_file(tmp_path: Path, files, capsys) -
     ("extra", "words"),
     [
         (["--data", "nowhere"], ["--data", "nowhere"]),
-        (["--data", "digits", "--methods", "integratedgradients"], ["not available"]),
+        (["--data", "digits", "--methods", "rise", "shap"], ["--methods shap", "kernelshap"]),
+        (["--data", "digits", "--metrics", "auc"], ["--metrics auc", "road"]),
+        (["--data", "digits", "--reference", "grey"], ["--reference", "mean"]),
+        (["--data", "digits", "--device", "tpu"], ["--device", "tpu"]),
         (["--data", "digits", "--box-threshold", "1.5"], ["--box-threshold"]),
         (["--data", "digits", "--budget", "0"], ["--budget"]),
         (["--data", "digits", "--methods", "shap"], ["--methods"]),

@@ -57,10 +57,11 @@ def test_plot_maps_clip_min_and_no_boxes(images: torch.Tensor) -> None:
     assert panels_of(fig)[1].images[-1].norm.vmin == pytest.approx(float(m[1].min()))
 
 
-def test_plot_maps_takes_a_comparison_table(images: torch.Tensor) -> None:
-    from captum_perturbmask.compare import ComparisonTable
+def test_plot_maps_takes_an_evaluation_result(images: torch.Tensor) -> None:
+    from captum_perturbmask.evaluation import summarize
 
-    table = ComparisonTable(rows=[], maps={"x": torch.rand(3, 12, 16), "y": torch.rand(3, 12, 16)})
+    table = summarize([])
+    table.maps = {"x": torch.rand(3, 12, 16), "y": torch.rand(3, 12, 16)}
     fig = viz.plot_maps(table, images)
     assert [ax.get_title() for ax in panels_of(fig)] == ["input 0", "x", "y"]
 

@@ -1,4 +1,4 @@
-"""Tests for :mod:`captum_perturbmask.compare` on a tiny conv model and 16 x 16 images."""
+""":func:`captum_perturbmask.evaluation.compare` on a tiny conv model and 16 x 16 images."""
 
 import csv
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from captum_perturbmask.compare import ComparisonTable, compare, default_methods
+from captum_perturbmask import compare, evaluate
+from captum_perturbmask.evaluation import EvaluationResult
 from captum_perturbmask.metrics import deletion_auc, insertion_auc
 
 
@@ -54,54 +55,63 @@ def custom_methods(model: nn.Module) -> dict:
 def test_custom_methods_table(setup, tmp_path) -> None:
     model, x, boxes = setup
     target = torch.tensor([0, 2])
-    table = compare(
-        custom_methods(model),
-        model=model,
-        inputs=x,
-        target=target,
-        boxes=boxes,
-        seeds=(0, 1, 2),
-        n_steps=8,
-    )
-    assert isinstance(table, ComparisonTable)
-    assert [r["method"] for r in table.rows] == ["gradient", "noisy"]
-    grad, noisy = table["gradient"], table["noisy"]
+    result = compare(model, x, custom_methods(model), target=target, boxes=boxes,
+                     seeds=(0, 1, 2), n_steps=8)  # fmt: skip
+    assert isinstance(result, EvaluationResult)
+    assert [r["method"] for r in result.summary] == ["gradient", "noisy"]
+    grad, noisy = result["gradient"], result["noisy"]
     # deterministic: stops after 2 identical runs, no consistency; stochastic: all seeds
-    assert grad["runs"] == 2 and not grad["stochastic"] and grad["spearman"] is None
+    assert grad["runs"] == 1 and not grad["stochastic"] and grad["spearman"] is None
     assert noisy["runs"] == 3 and noisy["stochastic"]
     assert -1 <= noisy["spearman"] <= 1 and 0 <= noisy["top_k_iou"] <= 1
     # forward passes are counted per input (the gradient method: 1 forward of the batch)
     assert grad["forwards_per_input"] == pytest.approx(1.0)
     assert noisy["forwards_per_input"] == pytest.approx(5.0)
-    for row in table.rows:
+    for row in result.summary:
         assert 0 <= row["iou"] <= 1 and 0 <= row["pointing"] <= 1
         assert row["seconds_per_input"] >= 0
     # the metrics are those of the metric functions on the first run
-    attr = table.maps["gradient"]
+    attr = result.maps["gradient"]
     expected = insertion_auc(model, x, attr, target, n_steps=8).mean().item()
     assert grad["insertion"] == pytest.approx(expected, rel=1e-5)
     expected = deletion_auc(model, x, attr, target, n_steps=8).mean().item()
     assert grad["deletion"] == pytest.approx(expected, rel=1e-5)
 
-    text = table.to_markdown()
-    assert text == str(table)
-    lines = text.splitlines()
-    assert lines[0].startswith("| method | insertion ↑ | deletion ↓ | IoU ↑ | pointing ↑")
-    assert "top-5% IoU ↑" in lines[0] and len(lines) == 4
+    lines = result.to_markdown().splitlines()
+    assert lines[0].startswith("| method | n | insertion ↑ | deletion ↓ | IoU ↑ | pointing ↑")
+    assert "top-5% IoU ↑" in lines[0] and "Paired differences, method minus gradient" in lines[5]
     path = tmp_path / "table.csv"
-    table.to_csv(str(path))
+    result.to_csv(path)
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["method"] for r in rows] == ["gradient", "noisy"]
     assert rows[0]["spearman"] == "" and float(rows[1]["forwards_per_input"]) == 5.0
 
 
+def test_compare_is_evaluate_on_one_batch(setup) -> None:
+    """The same records as evaluate on the same items (example i is dataset index i)."""
+    from torch.utils.data import TensorDataset
+
+    model, x, _ = setup
+    y = torch.tensor([1, 2])
+    kw = dict(seeds=(0, 1), n_steps=4, budget=8)
+    one = compare(model, x, ["PerturbMask", "Occlusion"], target=y, **kw)
+    ds = evaluate(model, TensorDataset(x, y), ["PerturbMask", "Occlusion"], batch_size=2,
+                  show_progress=False, **kw)  # fmt: skip
+    strip = lambda recs: sorted(  # noqa: E731
+        str(sorted((k, v) for k, v in r.items() if k != "seconds")) for r in recs
+    )
+    assert strip(one.records()) == strip(ds.records())
+    chunked = compare(model, x, ["PerturbMask"], target=y, batch_size=1, **kw)
+    assert chunked.maps["PerturbMask"].shape == x.shape
+
+
 def test_no_boxes_drops_localisation_columns(setup) -> None:
     model, x, _ = setup
-    table = compare(custom_methods(model), model=model, inputs=x, seeds=(0,), n_steps=4)
-    header = table.to_markdown().splitlines()[0]
+    result = compare(model, x, custom_methods(model), seeds=(0,), n_steps=4)
+    header = result.to_markdown().splitlines()[0]
     assert "IoU ↑ |" not in header.replace("top-5% IoU ↑", "") and "pointing" not in header
-    assert table["noisy"]["spearman"] is None  # a single seed: no consistency
+    assert result["noisy"]["spearman"] is None  # a single seed: no consistency
 
 
 def test_captum_attribution_objects_and_layer_upsampling(setup) -> None:
@@ -109,9 +119,9 @@ def test_captum_attribution_objects_and_layer_upsampling(setup) -> None:
 
     model, x, boxes = setup
     methods = {"saliency": Saliency(model), "layer": LayerGradCam(model, model[2])}
-    table = compare(methods, model=model, inputs=x, target=1, boxes=boxes, seeds=(0, 1), n_steps=4)
-    assert table.maps["layer"].shape == (2, 1, 16, 16)
-    assert table.maps["saliency"].shape == (2, 3, 16, 16)
+    result = compare(model, x, methods, target=1, boxes=boxes, seeds=(0, 1), n_steps=4)
+    assert result.maps["layer"].shape == (2, 1, 16, 16)
+    assert result.maps["saliency"].shape == (2, 3, 16, 16)
 
 
 def test_time_series_custom_methods() -> None:
@@ -119,20 +129,17 @@ def test_time_series_custom_methods() -> None:
     model = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.Flatten(), nn.Linear(30, 4)).eval()
     x = torch.rand(3, 2, 10)
     methods = {"abs": lambda inp, t, s: inp.abs(), "rand": lambda inp, t, s: torch.rand(3, 10)}
-    table = compare(methods, model=model, inputs=x, seeds=(0, 1), n_steps=5)
-    assert table["rand"]["stochastic"] and table["abs"]["runs"] == 2
+    result = compare(model, x, methods, seeds=(0, 1), n_steps=5)
+    assert result["rand"]["stochastic"] and not result["abs"]["stochastic"]
 
 
-def test_plot_maps_moved_to_viz() -> None:
-    """``compare.plot_maps`` still works, with a FutureWarning; it is no longer exported."""
-    import captum_perturbmask.compare as compare_module
-    from captum_perturbmask import viz
-
-    with pytest.warns(FutureWarning, match="captum_perturbmask.viz.plot_maps"):
-        assert compare_module.plot_maps is viz.plot_maps
-    assert "plot_maps" not in compare_module.__all__
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        compare_module.nope  # noqa: B018
+def test_reference_mean_of_the_inputs(setup) -> None:
+    model, x, _ = setup
+    pixels = {"pixels": lambda inp, t, s: inp}
+    mean = compare(model, x, pixels, target=0, seeds=(0,), n_steps=4, reference="mean")
+    explicit = compare(model, x, pixels, target=0, seeds=(0,), n_steps=4,
+                       reference=x.double().mean(0).float())  # fmt: skip
+    assert mean["pixels"]["insertion"] == pytest.approx(explicit["pixels"]["insertion"])
 
 
 @pytest.mark.parametrize(
@@ -145,46 +152,34 @@ def test_plot_maps_moved_to_viz() -> None:
         ({"methods": {}}, TypeError, "methods"),
         ({"inputs": [1.0]}, TypeError, "inputs"),
         ({"boxes": torch.tensor([[0, 0, 20, 4], [0, 0, 2, 2]])}, ValueError, "inside"),
+        ({"boxes": torch.tensor([[0, 0, 2, 2]])}, ValueError, "boxes"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"device": "nowhere"}, ValueError, "device"),
     ],
 )
 def test_bad_arguments(setup, kwargs: dict, error: type, match: str) -> None:
     model, x, _ = setup
-    args = {"methods": {"ok": lambda i, t, s: i}, "model": model, "inputs": x, "n_steps": 2}
+    args = {"methods": {"ok": lambda i, t, s: i}, "inputs": x, "n_steps": 2}
     args.update(kwargs)
     with pytest.raises(error, match=match):
-        compare(**args)
-
-
-def test_default_methods_budget_geometry(setup) -> None:
-    model, x, _ = setup
-    methods = default_methods(model, x, budget=16)
-    assert list(methods) == ["PerturbMask", "RISE", "GradCAM", "LIME", "Occlusion"]
-    with pytest.raises(ValueError, match="inputs"):
-        default_methods(model, torch.rand(2, 48))  # neither images nor series
-    with pytest.raises(ValueError, match="budget"):
-        default_methods(model, x, budget=0)
+        compare(model, **args)
 
 
 def test_default_methods_run_with_tiny_budget(setup) -> None:
     model, x, boxes = setup
-    table = compare(
-        model=model, inputs=x, boxes=boxes, budget=16, seeds=(0, 1), n_steps=4, batch_size=32
-    )
-    assert [r["method"] for r in table.rows] == [
-        "PerturbMask",
-        "RISE",
-        "GradCAM",
-        "LIME",
-        "Occlusion",
-    ]
-    assert table["PerturbMask"]["stochastic"] and table["RISE"]["stochastic"]
-    assert not table["GradCAM"]["stochastic"] and not table["Occlusion"]["stochastic"]
-    # budget 16: PerturbMask 2 iterations x 8 chains, RISE 16 masks (+ a clean pass each)
-    assert 16 <= table["PerturbMask"]["forwards_per_input"] <= 18
-    assert 16 <= table["RISE"]["forwards_per_input"] <= 18
-    assert table["GradCAM"]["forwards_per_input"] == 1
-    for row in table.rows:
-        assert table.maps[row["method"]].shape[-2:] == (16, 16)
+    result = compare(model, x, boxes=boxes, budget=16, seeds=(0, 1), n_steps=4,
+                     forward_batch_size=32)  # fmt: skip
+    assert [r["method"] for r in result.summary] == [
+        "PerturbMask", "RISE", "GradCAM", "LIME", "Occlusion"
+    ]  # fmt: skip
+    assert result["PerturbMask"]["stochastic"] and result["RISE"]["stochastic"]
+    assert not result["GradCAM"]["stochastic"] and not result["Occlusion"]["stochastic"]
+    # budget 16: PerturbMask and RISE 16 masks (+ a clean pass each)
+    assert 16 <= result["PerturbMask"]["forwards_per_input"] <= 18
+    assert 16 <= result["RISE"]["forwards_per_input"] <= 18
+    assert result["GradCAM"]["forwards_per_input"] == 1
+    for row in result.summary:
+        assert result.maps[row["method"]].shape[-2:] == (16, 16)
 
 
 def test_default_methods_on_series_mask_time_segments() -> None:
@@ -193,17 +188,12 @@ def test_default_methods_on_series_mask_time_segments() -> None:
         nn.Linear(4, 2),
     ).eval()  # fmt: skip
     x = torch.randn(3, 2, 60, generator=torch.Generator().manual_seed(0))
-    methods = default_methods(model, x, budget=40)
-    assert list(methods) == [
-        "PerturbMask", "RISE", "Occlusion", "FeatureAblation", "LIME", "IntegratedGradients"
-    ]  # fmt: skip
-    table = compare(model=model, inputs=x, budget=40, seeds=(0, 1),
-                    boxes=torch.tensor([[5.0, 20.0]] * 3))  # fmt: skip
-    assert table["FeatureAblation"]["forwards_per_input"] == 8 + 1  # 8 segments + clean pass
-    assert table["Occlusion"]["forwards_per_input"] <= 60
-    for name, attr in table.maps.items():
+    result = compare(model, x, budget=40, seeds=(0, 1), boxes=torch.tensor([[5.0, 20.0]] * 3))
+    assert result["FeatureAblation"]["forwards_per_input"] == 8 + 1  # 8 segments + clean pass
+    assert result["Occlusion"]["forwards_per_input"] <= 60
+    for name, attr in result.maps.items():
         assert attr.shape == x.shape, name
         # masking along time: every channel of a step shares the value (not IG, a gradient)
         if name not in ("IntegratedGradients",):
             torch.testing.assert_close(attr[:, 0], attr[:, 1])
-    assert all(0 <= r["iou"] <= 1 for r in table.rows)
+    assert all(0 <= r["iou"] <= 1 for r in result.summary)
