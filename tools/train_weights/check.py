@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ from captum_perturbmask.data.models import load_weights
 from tools.train_weights.recipes import Options, Recipe, train
 from tools.train_weights.settings import cpu_capability, log_line
 
-__all__ = ["check", "differences"]
+__all__ = ["check", "differences", "state_digest"]
 
 
 def differences(made: Mapping[str, torch.Tensor], shipped: Mapping[str, torch.Tensor]) -> list[str]:
@@ -38,6 +39,24 @@ def differences(made: Mapping[str, torch.Tensor], shipped: Mapping[str, torch.Te
             largest = float((a.double() - b.double()).abs().max())
             problems.append(f"{key}: values differ (largest difference {largest:.3g})")
     return sorted(problems)
+
+
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict (keys, dtypes, shapes and bytes, in key order): equal digests
+    mean bitwise-equal tensors.
+
+    Example:
+        >>> state_digest({"w": torch.zeros(2)}) == state_digest({"w": torch.zeros(2)})
+        True
+        >>> state_digest({"w": torch.zeros(2)}) == state_digest({"w": -torch.zeros(2)})
+        False
+    """
+    digest = hashlib.sha256()
+    for key, tensor in state.items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _shipped_loader(against: Path | None) -> Callable[[str], dict[str, torch.Tensor]]:

@@ -49,7 +49,6 @@ def train_classifier(
     n_per_epoch: int = 6000,
     batch_size: int = 64,
     lr: float = 3e-3,
-    max_steps: int | None = None,
 ) -> tuple[DigitsCNN, dict]:
     """Train a :class:`~captum_perturbmask.data.DigitsCNN` on freshly generated train-split
     images every epoch.
@@ -60,9 +59,6 @@ def train_classifier(
         n_per_epoch: Images generated per epoch (new placements and clutter each epoch).
         batch_size: Batch size.
         lr: Peak learning rate of the one-cycle AdamW schedule.
-        max_steps: Stop after this many optimiser steps (the schedule stays that of the whole
-            run): the weights are then those of the full run at that step. ``None``: the whole
-            run.
 
     Returns:
         The trained model (eval mode) and a log dict.
@@ -74,17 +70,13 @@ def train_classifier(
         opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2
     )
     gen = torch.Generator().manual_seed(seed)
-    t0, step = time.time(), 0
+    t0 = time.time()
     for epoch in range(epochs):
-        if max_steps is not None and step >= max_steps:
-            break
         ds = make_digits_clutter("train", n=n_per_epoch, seed=1_000_003 * (seed + 1) + epoch)
         perm = torch.randperm(len(ds), generator=gen)
         model.train()
         total, correct, loss_sum = 0, 0, 0.0
         for i in range(0, len(ds), batch_size):
-            if max_steps is not None and step >= max_steps:
-                break
             idx = perm[i : i + batch_size]
             x, y = ds.images[idx], ds.labels[idx]
             logits = model(x)
@@ -93,7 +85,6 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
-            step += 1
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y).sum())
             total += len(idx)
