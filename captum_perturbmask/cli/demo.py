@@ -12,16 +12,23 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor, nn
+from captum_perturbmask.cli._common import (
+    MAX_DEMO_IMAGES,
+    MAX_SEEDS,
+    MAX_SERIES,
+    budget_list,
+    int_range,
+    logged_methods,
+    say,
+    start_outputs,
+    write_files,
+)
 
-from captum_perturbmask import viz
-from captum_perturbmask.cli import say, start_outputs, write_files
-from captum_perturbmask.compare import AttributionFn, compare, default_methods
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 #: Forward budgets of the convergence figure (the poster's second figure).
 CONVERGENCE_BUDGETS = (50, 100, 200, 400, 800)
@@ -44,22 +51,6 @@ OUTPUTS = (
 MAPS_DPI = 80
 
 
-def _logged(methods: Mapping[str, AttributionFn], n_images: int) -> dict[str, AttributionFn]:
-    """Wrap ``compare`` methods to print one line per run (compare has no progress bar)."""
-
-    def wrap(name: str, fn: AttributionFn) -> AttributionFn:
-        def run(x: Tensor, target: Any, seed: int) -> Tensor:
-            start = time.perf_counter()
-            out = fn(x, target, seed)
-            seconds = time.perf_counter() - start
-            say(f"  {name:<11} seed {seed}: {n_images} maps in {seconds:.1f} s")
-            return out
-
-        return run
-
-    return {name: wrap(name, fn) for name, fn in methods.items()}
-
-
 def convergence(
     model: nn.Module,
     images: Tensor,
@@ -73,6 +64,8 @@ def convergence(
     the mean over images and seeds, ``*_sem`` the standard error over seeds of the per-seed
     means (the run-to-run noise of the estimate at that budget).
     """
+    from captum_perturbmask.compare import compare, default_methods
+
     rows: list[dict[str, Any]] = []
 
     def mean_sem(values: list[float]) -> tuple[float, float]:
@@ -146,6 +139,8 @@ def _convergence_markdown(rows: list[dict[str, Any]]) -> str:
 
 def fit_mask_to_patch(saliency: Tensor, threshold: float, patch: int) -> Tensor:
     """Box mask ``B`` of the top saliency, cut to a ``patch``-sized window around its peak."""
+    import torch
+
     from captum_perturbmask.metrics import box_to_mask, saliency_box
 
     size = tuple(saliency.shape[-2:])
@@ -178,7 +173,7 @@ def _variations(
     from captum_perturbmask.data.digits import PATCH_SIZE
     from captum_perturbmask.generative import LatentVariationGenerator
 
-    generator, discriminator = load_default_gan()
+    generator, discriminator = load_default_gan(images.device)
     mask = fit_mask_to_patch(saliency, threshold=0.98, patch=PATCH_SIZE)
     lvg = LatentVariationGenerator(generator, discriminator, forward_func=classifier)
     return lvg.generate(
@@ -193,15 +188,73 @@ def _variations(
     )
 
 
+def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentParser]]) -> None:
+    """The ``demo`` subcommand (``--data gunpoint`` is run by ``series_demo``)."""
+    demo = subparsers.add_parser(
+        "demo",
+        help="compare saliency methods on the shipped digits-in-clutter data or on time "
+        "series (offline)",
+        description="Explain held-out digits-in-clutter images with PerturbMask, RISE, "
+        "Grad-CAM, LIME and Occlusion; write maps.png, metrics.md/.csv, convergence.png/.csv "
+        "and variations.png into --out. With --data gunpoint, explain held-out GunPoint series "
+        "and planted-motif series with PerturbMask, RISE, Occlusion, FeatureAblation, LIME "
+        "and Integrated Gradients; write series_maps.png, planted_maps.png, metrics.md/.csv "
+        "and variations.png.",
+        parents=parents(
+            "--out", "--budget", "--seed", "--threads", "--device",
+            budget={
+                "default": None,
+                "help": "forward passes per image and method (default 400; 50 with --quick)",
+            },
+            threads={
+                "default": 1,
+                "help": "torch CPU threads (default 1: fastest for these small models on a "
+                "busy machine)",
+            },
+        ),
+    )  # fmt: skip
+    demo.add_argument(
+        "--data",
+        choices=("digits", "gunpoint"),
+        default="digits",
+        help="digits-in-clutter images (default) or GunPoint and planted-motif time series "
+        "(needs the timeseries extra: aeon)",
+    )
+    demo.add_argument(
+        "--n-images",
+        type=int_range(1, MAX_DEMO_IMAGES),
+        default=None,
+        metavar="N",
+        help=f"images (series per bed) to explain, at most {MAX_DEMO_IMAGES} ({MAX_SERIES} for "
+        "--data gunpoint; default 8; 2 with --quick)",
+    )
+    demo.add_argument(
+        "--seeds",
+        type=int_range(1, MAX_SEEDS),
+        default=None,
+        metavar="K",
+        help="runs per stochastic method for consistency (default 3; 2 with --quick)",
+    )
+    demo.add_argument(
+        "--convergence-budgets",
+        type=budget_list,
+        default=None,
+        metavar="LIST",
+        help="comma-separated budgets of the convergence figure (default "
+        "50,100,200,400,800; 16,50 with --quick; --data digits only)",
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="a small, fast run (2 images, budget 50, 2 seeds)"
+    )
+    demo.set_defaults(command="demo")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; see :func:`captum_perturbmask.cli.build_parser` for the arguments.
+    """Run the demo on the digits; see :func:`add_parser` for the arguments."""
+    import torch
 
-    ``--data gunpoint`` runs the time-series demo (``captum_perturbmask.cli.series_demo``).
-    """
-    if getattr(args, "data", "digits") == "gunpoint":
-        from captum_perturbmask.cli import series_demo
-
-        return series_demo.run(args)
+    from captum_perturbmask import viz
+    from captum_perturbmask.compare import compare, default_methods
     from captum_perturbmask.data import load_default_classifier, make_digits_clutter
 
     quick = args.quick
@@ -216,9 +269,10 @@ def run(args: argparse.Namespace) -> int:
     seeds = tuple(args.seed + i for i in range(n_seeds))
     out, stage = start_outputs(args.out, OUTPUTS, 4)
 
+    device = args.device or torch.device("cpu")
     ds = make_digits_clutter("test", n=n_images, seed=args.seed)
-    classifier = load_default_classifier()
-    images, labels, boxes = ds.images, ds.labels, ds.boxes
+    classifier = load_default_classifier(device)
+    images, labels, boxes = ds.images.to(device), ds.labels.to(device), ds.boxes.to(device)
     with torch.no_grad():
         accuracy = float((classifier(images).argmax(1) == labels).float().mean())
 
@@ -227,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         f"comparing PerturbMask, RISE, Grad-CAM, LIME, Occlusion on {n_images} held-out "
         f"digits-in-clutter images (budget {budget} forwards, seeds {list(seeds)})",
     )
-    methods = _logged(default_methods(classifier, images, budget, BATCH_SIZE), n_images)
+    methods = logged_methods(default_methods(classifier, images, budget, BATCH_SIZE), n_images)
     table = compare(
         methods,
         model=classifier,
