@@ -300,7 +300,7 @@ SHARED_OPTIONS: dict[str, dict[str, Any]] = {
         default=None,
         metavar="DEVICE",
         help="torch device of the model and the inputs: cpu, cuda, cuda:1, mps, ... (default "
-        "cpu; evaluate under torchrun with CUDA: cuda:LOCAL_RANK); checked before any work",
+        "cpu); checked before any work",
     ),
     "--threads": dict(
         type=int_range(1, MAX_THREADS),

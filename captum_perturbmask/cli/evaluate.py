@@ -186,6 +186,10 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
                 "help": "'digits' (the shipped classifier, the default for --data digits) or a "
                 "torchvision classification model name",
             },
+            device={
+                "help": "torch device of the model and the inputs (default cpu; cuda:LOCAL_RANK "
+                "under torchrun with CUDA); checked before any work",
+            },
         ),
     )  # fmt: skip
     evaluate.add_argument(
