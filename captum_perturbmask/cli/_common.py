@@ -294,7 +294,7 @@ SHARED_OPTIONS: dict[str, dict[str, Any]] = {
     "--budget": dict(
         type=budget_type, default=400, metavar="B", help="forward passes per input (default 400)"
     ),
-    "--seed": dict(type=seed_type, default=0, help="first seed (default 0)"),
+    "--seed": dict(type=seed_type, default=0, help="seed (default 0)"),
     "--device": dict(
         type=device_type,
         default=None,

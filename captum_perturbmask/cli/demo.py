@@ -233,7 +233,8 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
         type=int_range(1, MAX_SEEDS),
         default=None,
         metavar="K",
-        help="runs per stochastic method for consistency (default 3; 2 with --quick)",
+        help="runs per stochastic method for consistency, seeds --seed, --seed + 1, ... "
+        "(default 3; 2 with --quick)",
     )
     demo.add_argument(
         "--convergence-budgets",

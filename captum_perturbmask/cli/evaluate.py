@@ -220,7 +220,8 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
         type=int_range(1, MAX_SEEDS),
         default=1,
         metavar="K",
-        help="runs per stochastic method (2 or more give consistency; default 1)",
+        help="runs per stochastic method, seeds --seed, --seed + 1, ... (2 or more give "
+        "consistency; default 1)",
     )
     evaluate.add_argument(
         "--batch-size",
