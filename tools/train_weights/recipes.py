@@ -112,7 +112,10 @@ def _series_generator(opts: Options, measure: bool) -> Result:
 
 
 #: Every recipe, in the order ``all`` runs them (a classifier before the generator checked
-#: with it).
+#: with it), with the thread count its shipped files were trained with. The planted-motif
+#: classifier and the series generator were trained on 2 threads: in the run that made them,
+#: aeon's DTW (the GunPoint reference, measured just before) had reset torch's thread count
+#: from 1 to the 2 cores; retrained on 2 threads they are reproduced bit for bit, on 1 not.
 RECIPES: Mapping[str, Recipe] = {
     r.name: r
     for r in (
@@ -121,8 +124,8 @@ RECIPES: Mapping[str, Recipe] = {
         Recipe(
             "series-gunpoint", ("series_classifier_gunpoint",), 1, _series_classifier("gunpoint")
         ),
-        Recipe("series-planted", ("series_classifier_planted",), 1, _series_classifier("planted")),
-        Recipe("series-generator", ("series_generator",), 1, _series_generator),
+        Recipe("series-planted", ("series_classifier_planted",), 2, _series_classifier("planted")),
+        Recipe("series-generator", ("series_generator",), 2, _series_generator),
     )
 }
 #: Names that stand for several recipes.

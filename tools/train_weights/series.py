@@ -226,11 +226,19 @@ def train_series_classifier(
 
 
 def one_nn_dtw_accuracy() -> float:
-    """Test accuracy of 1-NN full-window DTW on GunPoint, computed with aeon (the reference)."""
+    """Test accuracy of 1-NN full-window DTW on GunPoint, computed with aeon (the reference).
+
+    aeon's DTW starts numba's OpenMP threads, which resets torch's CPU thread count to the
+    machine's core count; it is put back, so that a recipe run after this one keeps its own.
+    """
     from aeon.distances import dtw_pairwise_distance
 
     train, test = load_gunpoint("train"), load_gunpoint("test")
-    dist = dtw_pairwise_distance(test.series.double().numpy(), train.series.double().numpy())
+    threads = torch.get_num_threads()
+    try:
+        dist = dtw_pairwise_distance(test.series.double().numpy(), train.series.double().numpy())
+    finally:
+        torch.set_num_threads(threads)
     pred = train.labels[torch.from_numpy(dist.argmin(axis=1))]
     return float((pred == test.labels).double().mean())
 

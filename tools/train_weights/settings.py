@@ -38,7 +38,12 @@ def seeded_init(seed: int, build: Callable[[], T]) -> T:
 @contextmanager
 def recipe_settings(threads: int) -> Iterator[None]:
     """Run the enclosed training with ``threads`` CPU threads and deterministic algorithms
-    (the settings a weight file is reproduced under); both are restored on exit."""
+    (the settings a weight file is reproduced under); both are restored on exit.
+
+    Raises:
+        RuntimeError: The thread count changed inside the block (a library that starts its own
+            OpenMP threads can reset it), so the run did not use the settings it records.
+    """
     old_threads = torch.get_num_threads()
     old_deterministic = torch.are_deterministic_algorithms_enabled()
     old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -46,6 +51,11 @@ def recipe_settings(threads: int) -> Iterator[None]:
     torch.use_deterministic_algorithms(True)
     try:
         yield
+        if torch.get_num_threads() != threads:
+            raise RuntimeError(
+                f"the torch thread count changed from {threads} to {torch.get_num_threads()} "
+                "during the run; its weights are not those of its recorded settings"
+            )
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_deterministic, warn_only=old_warn)

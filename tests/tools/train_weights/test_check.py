@@ -12,7 +12,7 @@ import torch
 from captum_perturbmask.data import SeriesCNN
 from tools.train_weights.__main__ import main
 from tools.train_weights.check import check, differences
-from tools.train_weights.recipes import Recipe, Result
+from tools.train_weights.recipes import RECIPES, Recipe, Result
 
 
 def test_differences_names_each_problem() -> None:
@@ -55,7 +55,8 @@ def test_train_then_check_the_written_file(tmp_path: Path) -> None:
     model = SeriesCNN()
     model.load_state_dict(torch.load(tmp_path / "series_classifier_planted.pt", weights_only=True))
     log = json.loads((tmp_path / "training_log.json").read_text())["series_classifier_planted"]
-    assert log["epochs"] == 1 and log["threads"] == 1 and log["torch_version"] == torch.__version__
+    assert log["epochs"] == 1 and log["threads"] == RECIPES["series-planted"].threads
+    assert log["torch_version"] == torch.__version__ and log["cpu_capability"]
     assert log["command"].startswith("python -m tools.train_weights --only series-planted")
     assert main(["--check", *short, "--against", str(tmp_path)]) == 0
 
