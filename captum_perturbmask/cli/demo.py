@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor, nn
+from captum_perturbmask.cli._common import (
+    MAX_DEMO_IMAGES,
+    MAX_SEEDS,
+    MAX_SERIES,
+    budget_list,
+    int_range,
+    say,
+    start_outputs,
+    write_files,
+)
 
-from captum_perturbmask import viz
-from captum_perturbmask.cli import say, start_outputs, write_files
-from captum_perturbmask.evaluation import compare, default_methods
-from captum_perturbmask.evaluation.methods import logged
-from captum_perturbmask.metrics.aggregate import mean_ci
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 #: Forward budgets of the convergence figure (the poster's second figure).
 CONVERGENCE_BUDGETS = (50, 100, 200, 400, 800)
@@ -57,6 +62,9 @@ def convergence(
     the mean over images and seeds, ``*_sem`` the standard error over seeds of the per-seed
     means (the run-to-run noise of the estimate at that budget; NaN with one seed).
     """
+    from captum_perturbmask.evaluation import compare
+    from captum_perturbmask.metrics.aggregate import mean_ci
+
     rows: list[dict[str, Any]] = []
     names = ["PerturbMask", "RISE"]
     for budget in budgets:
@@ -119,6 +127,8 @@ def _convergence_markdown(rows: list[dict[str, Any]]) -> str:
 
 def fit_mask_to_patch(saliency: Tensor, threshold: float, patch: int) -> Tensor:
     """Box mask ``B`` of the top saliency, cut to a ``patch``-sized window around its peak."""
+    import torch
+
     from captum_perturbmask.metrics import box_to_mask, saliency_box
 
     size = tuple(saliency.shape[-2:])
@@ -151,7 +161,7 @@ def _variations(
     from captum_perturbmask.data.digits import PATCH_SIZE
     from captum_perturbmask.generative import LatentVariationGenerator
 
-    generator, discriminator = load_default_gan()
+    generator, discriminator = load_default_gan(images.device)
     mask = fit_mask_to_patch(saliency, threshold=0.98, patch=PATCH_SIZE)
     lvg = LatentVariationGenerator(generator, discriminator, forward_func=classifier)
     return lvg.generate(
@@ -166,16 +176,76 @@ def _variations(
     )
 
 
+def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentParser]]) -> None:
+    """The ``demo`` subcommand (``--data gunpoint`` is run by ``series_demo``)."""
+    demo = subparsers.add_parser(
+        "demo",
+        help="compare saliency methods on the shipped digits-in-clutter data or on time "
+        "series (offline)",
+        description="Explain held-out digits-in-clutter images with PerturbMask, RISE, "
+        "Grad-CAM, LIME and Occlusion; write maps.png, metrics.md/.csv, convergence.png/.csv "
+        "and variations.png into --out. With --data gunpoint, explain held-out GunPoint series "
+        "and planted-motif series with PerturbMask, RISE, Occlusion, FeatureAblation, LIME "
+        "and Integrated Gradients; write series_maps.png, planted_maps.png, metrics.md/.csv "
+        "and variations.png.",
+        parents=parents(
+            "--out", "--budget", "--seed", "--threads", "--device",
+            budget={
+                "default": None,
+                "help": "forward passes per image and method (default 400; 50 with --quick)",
+            },
+            threads={
+                "default": 1,
+                "help": "torch CPU threads (default 1: fastest for these small models on a "
+                "busy machine)",
+            },
+        ),
+    )  # fmt: skip
+    demo.add_argument(
+        "--data",
+        choices=("digits", "gunpoint"),
+        default="digits",
+        help="digits-in-clutter images (default) or GunPoint and planted-motif time series "
+        "(needs the timeseries extra: aeon)",
+    )
+    demo.add_argument(
+        "--n-images",
+        type=int_range(1, MAX_DEMO_IMAGES),
+        default=None,
+        metavar="N",
+        help=f"images (series per bed) to explain, at most {MAX_DEMO_IMAGES} ({MAX_SERIES} for "
+        "--data gunpoint; default 8; 2 with --quick)",
+    )
+    demo.add_argument(
+        "--seeds",
+        type=int_range(1, MAX_SEEDS),
+        default=None,
+        metavar="K",
+        help="runs per stochastic method for consistency, seeds --seed, --seed + 1, ... "
+        "(default 3; 2 with --quick)",
+    )
+    demo.add_argument(
+        "--convergence-budgets",
+        type=budget_list,
+        default=None,
+        metavar="LIST",
+        help="comma-separated budgets of the convergence figure (default "
+        "50,100,200,400,800; 16,50 with --quick; --data digits only)",
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="a small, fast run (2 images, budget 50, 2 seeds)"
+    )
+    demo.set_defaults(command="demo")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; see :func:`captum_perturbmask.cli.build_parser` for the arguments.
+    """Run the demo on the digits; see :func:`add_parser` for the arguments."""
+    import torch
 
-    ``--data gunpoint`` runs the time-series demo (``captum_perturbmask.cli.series_demo``).
-    """
-    if getattr(args, "data", "digits") == "gunpoint":
-        from captum_perturbmask.cli import series_demo
-
-        return series_demo.run(args)
+    from captum_perturbmask import viz
     from captum_perturbmask.data import load_default_classifier, make_digits_clutter
+    from captum_perturbmask.evaluation import compare, default_methods
+    from captum_perturbmask.evaluation.methods import logged
 
     quick = args.quick
     n_images = args.n_images or (2 if quick else 8)
@@ -189,9 +259,10 @@ def run(args: argparse.Namespace) -> int:
     seeds = tuple(args.seed + i for i in range(n_seeds))
     out, stage = start_outputs(args.out, OUTPUTS, 4)
 
+    device = args.device or torch.device("cpu")
     ds = make_digits_clutter("test", n=n_images, seed=args.seed)
-    classifier = load_default_classifier()
-    images, labels, boxes = ds.images, ds.labels, ds.boxes
+    classifier = load_default_classifier(device)
+    images, labels, boxes = ds.images.to(device), ds.labels.to(device), ds.boxes.to(device)
     with torch.no_grad():
         accuracy = float((classifier(images).argmax(1) == labels).float().mean())
 

@@ -12,20 +12,33 @@ rank 0 writes the summary.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from captum_perturbmask.cli._common import (
+    MAX_BATCH,
+    MAX_SEEDS,
+    MAX_SIZE,
+    MIN_SIZE,
+    CLIError,
+    first_sentence,
+    int_range,
+    prepare_out,
+    say,
+)
 
-from captum_perturbmask.cli import CLIError, first_sentence, prepare_out, say
+if TYPE_CHECKING:
+    from torch import nn
 
 
-class _Npz(torch.utils.data.Dataset):
-    """Items of an ``.npz`` file: ``inputs`` and optional ``targets`` and ``boxes``."""
+class _Npz:
+    """Items of an ``.npz`` file: ``inputs`` and optional ``targets`` and ``boxes`` (a
+    map-style dataset: ``len`` and indexing)."""
 
     def __init__(self, path: str) -> None:
         import numpy as np
+        import torch
 
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -70,6 +83,7 @@ class _Npz(torch.utils.data.Dataset):
 
 
 def _folder(path: str, size: int, predicted: bool) -> Any:
+    import torch
     from torchvision import datasets
     from torchvision.transforms import v2
 
@@ -97,8 +111,8 @@ def _folder(path: str, size: int, predicted: bool) -> Any:
     return data
 
 
-class _Predicted(torch.utils.data.Dataset):
-    """A dataset whose targets are left to the model's prediction."""
+class _Predicted:
+    """A dataset whose targets are left to the model's prediction (``len`` and indexing)."""
 
     def __init__(self, data: Any) -> None:
         self.data = data
@@ -136,6 +150,7 @@ def _model(args: argparse.Namespace, kind: str) -> nn.Module:
         return load_default_classifier()
     if args.model is None:
         raise CLIError("--model is needed for this --data (a torchvision model name or 'digits')")
+    from torch import nn
     from torchvision.transforms import v2
 
     from captum_perturbmask.cli.explain import IMAGENET_MEAN, IMAGENET_STD, build_model
@@ -144,7 +159,115 @@ def _model(args: argparse.Namespace, kind: str) -> nn.Module:
     return nn.Sequential(v2.Normalize(IMAGENET_MEAN, IMAGENET_STD), model).eval()
 
 
+def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentParser]]) -> None:
+    """The ``evaluate`` subcommand."""
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="score saliency methods over a dataset (one process, or many with torchrun)",
+        description="Explain every example of a dataset with every method, score the maps "
+        "(insertion, deletion, IoU and pointing when boxes are known, forward passes, seconds, "
+        "consistency over seeds) and write records-rank*.jsonl, summary.md, summary.csv and "
+        "curves.png into --out. Resumable (--resume); under `torchrun --nproc_per_node N -m "
+        "captum_perturbmask evaluate ...` every rank takes a shard and rank 0 writes the summary.",
+        parents=parents(
+            "--model", "--weights", "--num-classes", "--budget", "--seed", "--device",
+            "--threads", "--out",
+            model={
+                "help": "'digits' (the shipped classifier, the default for --data digits) or a "
+                "torchvision classification model name",
+            },
+            device={
+                "help": "torch device of the model and the inputs (default cpu; cuda:LOCAL_RANK "
+                "under torchrun with CUDA); checked before any work",
+            },
+        ),
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="'digits' (the shipped held-out digits-in-clutter images, with boxes), a folder of "
+        "class subfolders of images (torchvision ImageFolder), or an .npz file with 'inputs' "
+        "(N, C, H, W) or (N, C, T), optional 'targets' (N,) and 'boxes' (N, 4) or spans (N, 2)",
+    )
+    evaluate.add_argument(
+        "--methods",
+        nargs="+",
+        type=str.lower,
+        default=None,
+        metavar="METHOD",
+        help="registered methods to run, in any case (default: the default set of the data, "
+        "e.g. perturbmask rise gradcam lime occlusion for images; a name that is not "
+        "registered lists those that are)",
+    )
+    evaluate.add_argument(
+        "--metrics",
+        nargs="+",
+        type=str.lower,
+        default=None,
+        metavar="METRIC",
+        help="registered metrics to score (default: the default set, insertion deletion and, "
+        "where the data has boxes, iou pointing; road adds ROAD's MoRF and LeRF, slower; a "
+        "name that is not registered lists those that are)",
+    )
+    evaluate.add_argument(
+        "--reference",
+        default="default",
+        metavar="REF",
+        help="what removed pixels become in insertion and deletion: 'default' (insertion from "
+        "a blur of images, zeros for series; deletion to zeros), 'mean' (the mean input of the "
+        "evaluated examples) or a number (default: default)",
+    )
+    evaluate.add_argument(
+        "--n-examples", type=int_range(1, 10**9), default=None, metavar="N",
+        help="evaluate the first N examples (default all)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--seeds",
+        type=int_range(1, MAX_SEEDS),
+        default=1,
+        metavar="K",
+        help="runs per stochastic method, seeds --seed, --seed + 1, ... (2 or more give "
+        "consistency; default 1)",
+    )
+    evaluate.add_argument(
+        "--batch-size",
+        type=int_range(1, MAX_BATCH),
+        default=16,
+        help="examples explained together (default 16)",
+    )
+    evaluate.add_argument(
+        "--size",
+        type=int_range(MIN_SIZE, MAX_SIZE),
+        default=224,
+        help="image side for a folder of images: resized, then centre-cropped (default 224)",
+    )
+    evaluate.add_argument(
+        "--box-threshold",
+        type=float,
+        default=0.5,
+        metavar="Q",
+        help="saliency quantile whose box (span) is scored against the data's boxes: 0.9 keeps "
+        "the top 10%% (default 0.5)",
+    )
+    evaluate.add_argument(
+        "--predicted",
+        action="store_true",
+        help="explain the model's predicted class instead of the dataset's label",
+    )
+    evaluate.add_argument(
+        "--resume", action="store_true", help="continue the records already in --out"
+    )
+    evaluate.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="record a failing example or method and go on (default: stop)",
+    )
+    evaluate.set_defaults(command="evaluate")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Evaluate; see :func:`add_parser` for the arguments."""
     from captum_perturbmask.evaluation.distributed import Distributed
 
     if not 0.0 <= args.box_threshold <= 1.0:

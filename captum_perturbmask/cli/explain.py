@@ -16,25 +16,28 @@ import io
 import pickle
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-from captum_perturbmask.cli import (
+from captum_perturbmask.cli._common import (
+    MAX_BATCH,
     MAX_SIZE,
+    MIN_SIZE,
     PROG,
     CLIError,
     check_targets,
+    file_path,
     first_sentence,
+    int_range,
     prepare_out,
     say,
     text_kind,
     write_files,
 )
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -96,6 +99,7 @@ def preprocess(image: Tensor, size: int, pad: bool) -> tuple[Tensor, tuple[int, 
     """Resize (aspect ratio kept, antialiased) and, with ``pad``, centre in a square filled with
     the normalisation mean; returns :math:`(1, 3, h, w)` in :math:`[0, 1]` and the image's
     region ``(top, left, height, width)`` in it."""
+    import torch
     from torchvision.transforms.v2 import functional as TF
 
     h, w = resized_size(image.shape[1], image.shape[2], size, pad)
@@ -144,6 +148,7 @@ def _sniff_checkpoint(file: Path) -> str | None:
 
 
 def _unwrap_state_dict(obj: Any, path: str) -> dict[str, Tensor]:
+    from torch import Tensor
     from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
     if isinstance(obj, Mapping):
@@ -175,6 +180,7 @@ def _file_class_count(
     The head is found by building the architecture (on the meta device: no memory) with one
     class more and seeing which parameter shapes change, and where.
     """
+    import torch
     from torchvision import models
 
     try:
@@ -201,6 +207,8 @@ def _file_class_count(
 
 def load_state_dict(model: nn.Module, name: str, path: str, num_classes: int) -> None:
     """Load a local state dict into ``model``; one clear :class:`CLIError` when it cannot."""
+    import torch
+
     file = Path(path)
     if not file.is_file():
         where = "" if not file.exists() else " as a file"
@@ -337,8 +345,59 @@ def _check_input_size(name: str, image: Tensor, args: argparse.Namespace) -> Non
 # ------------------------------------------------------------------------------------------
 # The command
 # ------------------------------------------------------------------------------------------
+def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentParser]]) -> None:
+    """The ``explain`` subcommand."""
+    explain = subparsers.add_parser(
+        "explain",
+        help="explain one image with a torchvision classifier",
+        description="Explain a PNG/JPEG image with a torchvision classification model; write "
+        "saliency.png (overlay) and saliency.pt (the (H, W) map, in the image's pixels) into "
+        "--out. The image is resized with its aspect ratio kept, never cropped.",
+        parents=parents(
+            "--model", "--weights", "--num-classes", "--budget", "--seed", "--device",
+            "--threads", "--out",
+            model={
+                "default": "resnet50",
+                "help": "torchvision classification model name (default resnet50)",
+            },
+        ),
+    )  # fmt: skip
+    explain.add_argument("image", type=file_path, metavar="IMAGE", help="PNG or JPEG file")
+    explain.add_argument(
+        "--target",
+        type=int,
+        default=None,
+        metavar="K",
+        help="class to explain (default: the predicted class)",
+    )
+    explain.add_argument("--method", choices=("perturbmask", "rise"), default="perturbmask")
+    explain.add_argument(
+        "--size",
+        type=int_range(MIN_SIZE, MAX_SIZE),
+        default=224,
+        help="shorter image side in pixels after resizing, aspect ratio kept (default 224; "
+        f"the longer side is capped at {MAX_SIZE})",
+    )
+    explain.add_argument(
+        "--pad",
+        action="store_true",
+        help="fit the whole image into a --size x --size square, padded with the "
+        "normalisation mean (for models with a fixed square input, e.g. vit_b_16)",
+    )
+    explain.add_argument(
+        "--batch-size",
+        type=int_range(1, MAX_BATCH),
+        default=32,
+        help="perturbed images per forward batch (default 32)",
+    )
+    explain.set_defaults(command="explain")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Explain one image; see :func:`captum_perturbmask.cli.build_parser` for the arguments."""
+    """Explain one image; see :func:`add_parser` for the arguments."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
     from torchvision.transforms.v2 import Normalize
 
     from captum_perturbmask import viz
@@ -352,7 +411,9 @@ def run(args: argparse.Namespace) -> int:
     model, categories = build_model(args.model, args.weights, args.num_classes)
     _check_input_size(args.model, image, args)
     x, (top, left, h, w) = preprocess(image, args.size, args.pad)
-    wrapped = nn.Sequential(Normalize(IMAGENET_MEAN, IMAGENET_STD), model).eval()
+    device = args.device or torch.device("cpu")
+    wrapped = nn.Sequential(Normalize(IMAGENET_MEAN, IMAGENET_STD), model).eval().to(device)
+    x = x.to(device)
     try:
         with torch.no_grad():
             logits = wrapped(x)
@@ -410,9 +471,13 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     # channels share the mask: (h, w), then the image's own pixels (H, W)
     saliency = attr[0].detach().float().mean(0)[top : top + h, left : left + w]
-    saliency = F.interpolate(
-        saliency[None, None], size=(height, width), mode="bilinear", antialias=True
-    )[0, 0].contiguous()
+    saliency = (
+        F.interpolate(saliency[None, None], size=(height, width), mode="bilinear", antialias=True)[
+            0, 0
+        ]
+        .cpu()
+        .contiguous()
+    )
 
     method_name = {"perturbmask": "PerturbMask", "rise": "RISE"}[args.method]
     fig = viz.plot_explanation(

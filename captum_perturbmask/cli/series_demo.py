@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_perturbmask import viz
-from captum_perturbmask.cli import (
+from captum_perturbmask.cli._common import (
     MAX_SERIES,
     CLIError,
     say,
@@ -103,7 +103,8 @@ def _compare(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the series demo; see :func:`captum_perturbmask.cli.build_parser` for the arguments."""
+    """Run the series demo (``demo --data gunpoint``); see
+    :func:`captum_perturbmask.cli.demo.add_parser` for the arguments."""
     from captum_perturbmask.data.models import load_series_classifier, load_series_generator
     from captum_perturbmask.data.series import (
         GUNPOINT_CLASSES,
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     n_varied = min(n_series, 2 if quick else 4)
     seeds = tuple(args.seed + i for i in range(n_seeds))
     out, stage = start_outputs(args.out, OUTPUTS, 4)
+    device = args.device or torch.device("cpu")
 
     try:
         gunpoint = load_gunpoint("test")
@@ -135,9 +137,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     order = torch.randperm(len(gunpoint), generator=torch.Generator().manual_seed(args.seed))
     pick = order[:n_series].sort().values  # held-out series, a seeded choice
-    x_gp, y_gp = gunpoint.series[pick], gunpoint.labels[pick]
-    x_pl, y_pl, spans = planted.series, planted.labels, planted.spans
-    gp_model, pl_model = load_series_classifier("gunpoint"), load_series_classifier("planted")
+    x_gp, y_gp = gunpoint.series[pick].to(device), gunpoint.labels[pick].to(device)
+    x_pl, y_pl, spans = (t.to(device) for t in (planted.series, planted.labels, planted.spans))
+    gp_model = load_series_classifier("gunpoint", device)
+    pl_model = load_series_classifier("planted", device)
     with torch.no_grad():
         acc_gp = float((gp_model(x_gp).argmax(1) == y_gp).float().mean())
         acc_pl = float((pl_model(x_pl).argmax(1) == y_pl).float().mean())
@@ -166,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     stage(3, f"acceptable variations of the PerturbMask span B on {n_varied} GunPoint series "
              f"(shipped series generator, {n_restarts} restarts x {n_steps} steps)")  # fmt: skip
     mask = peak_span_mask(table_gp.maps["PerturbMask"][:n_varied], VARIATION_THRESHOLD)
-    lvg = LatentVariationGenerator(load_series_generator(), forward_func=gp_model)
+    lvg = LatentVariationGenerator(load_series_generator(device), forward_func=gp_model)
     variations = lvg.generate(
         x_gp[:n_varied], mask=mask, target=y_gp[:n_varied], n_restarts=n_restarts, n_keep=n_keep,
         n_steps=n_steps, counterfactual=CounterfactualConfig(n_steps=cf_steps), seed=args.seed,

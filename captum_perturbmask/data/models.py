@@ -3,7 +3,8 @@ CNN and a linear-Gaussian generator for GunPoint time series.
 
 The weights ship inside the package (``captum_perturbmask/data/weights/*.pt``, state dicts
 only) and are loaded offline with ``torch.load(..., weights_only=True)``. They are produced by
-``python -m captum_perturbmask.data.train`` (see :mod:`captum_perturbmask.data.train`).
+the training recipes in the source repository, ``python -m tools.train_weights`` (not part of
+the installed package; ``tools/train_weights/README.md``), which reproduce them bit for bit.
 """
 
 from __future__ import annotations
@@ -305,7 +306,7 @@ class SeriesGenerator(nn.Module):
     likelihood :math:`\\mathcal{N}(G(z), \\sigma^2 I)`; :math:`\\sigma` is learned and kept in
     :attr:`noise_std`, so a latent search can weigh a squared reconstruction error
     (:math:`/ 2\\sigma^2`) against the prior penalty :math:`\\|z\\|^2 / 2`. It is trained
-    with its encoder by ``captum_perturbmask.data.train.train_series_generator``.
+    with its encoder by the repository's ``tools/train_weights/series.py``.
 
     Why a VAE decoder: GunPoint has 50 training series. A GAN trained on 50 examples is
     fragile (mode collapse or memorisation, and too few series to tell which). Probabilistic

@@ -3,7 +3,6 @@ whole-or-nothing output files."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from captum_perturbmask._version import __version__
-from captum_perturbmask.cli import CLIError, main, prepare_out, write_files
+from captum_perturbmask.cli import main
+from captum_perturbmask.cli._common import CLIError, prepare_out, write_files
 
 HEAVY = ("torch", "torchvision", "captum", "matplotlib", "sklearn")
 
@@ -29,7 +29,8 @@ print("RESULT", code, heavy, file=sys.stderr)
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["--version"], ["demo", "--help"], ["explain", "--help"]]
+    "argv",
+    [["--help"], ["--version"], ["demo", "--help"], ["explain", "--help"], ["evaluate", "--help"]],
 )
 def test_help_and_version_import_nothing_heavy(argv: list[str], tmp_path: Path) -> None:
     """``python -m captum_perturbmask --help`` answers without torch, Captum or matplotlib."""
@@ -99,6 +100,12 @@ USAGE_ERRORS = {
     "empty weights": (["explain", "x.png", "--out", "x", "--weights", ""], "--weights"),
     "empty image": (["explain", "", "--out", "x"], "expected a file path"),
     "zero threads": (["explain", "x.png", "--out", "x", "--threads", "0"], "--threads"),
+    "unknown device": (["explain", "x.png", "--out", "x", "--device", "tpu"], "'tpu'"),
+    "absent device": (["demo", "--out", "x", "--device", "cuda:99"], "argument --device"),
+    "absent evaluate device": (
+        ["evaluate", "--data", "digits", "--out", "x", "--device", "cuda:99"],
+        "'cuda:99'",
+    ),
 }
 
 
@@ -115,14 +122,58 @@ def test_usage_errors_are_one_line(case: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_largest_seed_is_accepted() -> None:
-    from captum_perturbmask.cli import MAX_SEED, build_parser
+    from captum_perturbmask.cli import build_parser
+    from captum_perturbmask.cli._common import MAX_SEED
 
     args = build_parser().parse_args(["demo", "--out", "x", "--seed", str(MAX_SEED)])
     assert args.seed == 2**63 - 1
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--out", "o"],
+        ["explain", "x.png", "--out", "o"],
+        ["evaluate", "--data", "d", "--out", "o"],
+    ],
+)
+def test_every_command_takes_the_shared_options(argv: list[str]) -> None:
+    """--out, --seed, --budget, --threads and --device on every command; a command's own
+    default (demo: one thread, budget from --quick) stays its own."""
+    import torch
+
+    from captum_perturbmask.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    own = {"demo": (1, None), "explain": (None, 400), "evaluate": (None, 400)}[argv[0]]
+    assert (args.threads, args.budget) == own
+    assert args.out == "o" and args.seed == 0 and args.device is None
+    args = parser.parse_args([*argv, "--device", "cpu", "--seed", "3", "--threads", "2"])
+    assert args.device == torch.device("cpu") and args.seed == 3 and args.threads == 2
+
+
+def test_demo_and_series_demo_do_not_import_each_other() -> None:
+    import ast
+    import importlib.util
+
+    def imported(module: str) -> set[str]:
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None
+        tree = ast.parse(Path(spec.origin).read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom) and n.module:
+                names.add(n.module)
+                names.update(f"{n.module}.{a.name}" for a in n.names)
+        return names
+
+    assert "captum_perturbmask.cli.series_demo" not in imported("captum_perturbmask.cli.demo")
+    assert "captum_perturbmask.cli.demo" not in imported("captum_perturbmask.cli.series_demo")
+
+
 def test_max_demo_images_is_the_held_out_split() -> None:
-    from captum_perturbmask.cli import MAX_DEMO_IMAGES
+    from captum_perturbmask.cli._common import MAX_DEMO_IMAGES
     from captum_perturbmask.data import digit_split_indices
 
     assert MAX_DEMO_IMAGES == len(digit_split_indices("test"))
@@ -156,13 +207,12 @@ def test_write_files_is_whole_or_nothing(tmp_path: Path) -> None:
     assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
-def test_prepare_out_read_only(tmp_path: Path) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        with pytest.raises(CLIError, match="cannot write to --out"):
-            prepare_out(str(folder))
-    finally:
-        folder.chmod(0o700)
+def test_prepare_out_unwritable(tmp_path: Path) -> None:
+    """An --out that cannot be created (its parent is a regular file: refused for root too)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CLIError, match="cannot write to --out .*a_file/out: Not a directory"):
+        prepare_out(str(blocker / "out"))
+    assert blocker.read_text() == "not a folder"
+    with pytest.raises(CLIError, match="exists and is not a directory"):
+        prepare_out(str(blocker))
