@@ -77,7 +77,7 @@ def load_image(path: str | os.PathLike, argument: str = "image") -> Tensor:
                 pixels = TF.pil_to_tensor(rgb)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise LoadError(
-            argument, f"{path}: refusing an image of more than {limit} ({one_line(err)})"
+            argument, f"{path}: refusing image, more than {limit} ({one_line(err)})"
         ) from None
     except UnidentifiedImageError:
         raise LoadError(

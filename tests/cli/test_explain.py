@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from captum_perturbmask.cli import explain as explain_module
 from captum_perturbmask.cli import main
+from captum_perturbmask.loaders import images as images_module
 
 from ._util import is_png, one_error_line, png_header
 
@@ -143,7 +143,8 @@ ERRORS = {
     "missing image": (["explain", "{root}/nope.png"], "does not exist"),
     "corrupt image": (["explain", "{garbage_png}"], "cannot read image"),
     "truncated image": (["explain", "{truncated_png}"], "cannot read image"),
-    "folder as image": (["explain", "{root}"], "not a file"),
+    "pattern of nothing": (["explain", "{root}/nowhere/*.png"], "matches nothing"),
+    "folder without images": (["explain", "{root}/sub"], "without image files"),
     "unknown model": (["explain", "{image}", "--model", "resnet19"], "did you mean resnet18"),
     "missing weights": (["explain", "{image}", "--weights", "{root}/nope.pt"], "does not exist"),
     "corrupt weights": (["explain", "{image}", "--weights", "{garbage_pt}"], "cannot read weights"),
@@ -243,7 +244,7 @@ def test_decompression_bomb_is_refused(tmp_path: Path, capsys, side: int) -> Non
 
 
 def test_pixel_cap_is_a_module_constant(files, tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(explain_module, "MAX_PIXELS", 32 * 32 - 1)
+    monkeypatch.setattr(images_module, "MAX_PIXELS", 32 * 32 - 1)
     argv = ["explain", str(files["image"]), *FAST, "--out", str(tmp_path / "out")]
     one_error_line(main(argv), capsys, "32x32")
 
@@ -292,7 +293,7 @@ def test_torch_save_failure_writes_nothing(
     real = builtins.open
 
     def full_disk(path, mode="r", *args, **kwargs):
-        if "x" in mode and ".saliency.pt." in str(path):
+        if "x" in mode and str(path).endswith("saliency.pt"):
             raise OSError(28, "No space left on device")
         return real(path, mode, *args, **kwargs)
 
