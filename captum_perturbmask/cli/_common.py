@@ -39,6 +39,7 @@ __all__ = [
     "StagedFolder",
     "SHARED_OPTIONS",
     "Stages",
+    "announced_seed",
     "budget_list",
     "budget_type",
     "check_targets",
@@ -419,6 +420,21 @@ def fit_class_names(names: list[str] | None, classes: int, args: argparse.Namesp
         )
     say(f"{PROG}: warning: {len(names)} class names for {classes} outputs; not shown")
     return None
+
+
+def announced_seed(seeds: Iterable[int]) -> Callable[[int], int]:
+    """The run seed a method call's seed was derived from, for progress lines: ``compare`` on
+    one batch calls each method with ``derive_seed(seed, 0)``; the demos announce ``seed``.
+
+    Example:
+        >>> from captum_perturbmask.evaluation.scoring import derive_seed
+        >>> announced_seed([0, 1, 2])(derive_seed(2, 0))
+        2
+    """
+    from captum_perturbmask.evaluation.scoring import derive_seed
+
+    table = {derive_seed(seed, 0): seed for seed in seeds}
+    return lambda derived: table.get(derived, derived)
 
 
 def device_type(text: str) -> Any:
