@@ -304,8 +304,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             prepare(item)
         except CLIError as err:
-            if not args.skip_errors or single:
+            if single:
                 raise
+            if not args.skip_errors:
+                raise CLIError(f"{err}; --skip-errors records such images and goes on") from None
             item.record.update(status="failed", error=str(err))
             say(f"skipped {item.path}: {err}")
             return False
