@@ -145,3 +145,127 @@ def test_torchrun_writes_the_same_table_as_one_process(tmp_path: Path) -> None:
         return [line.rsplit("|", 2)[0] if line.startswith("| ") else line for line in lines]
 
     assert table(tmp_path / "one") == table(tmp_path / "two")
+
+
+# ------------------------------------------------------------------------- your model, your data
+def _tiny_spec() -> str:
+    from ..loaders import tinynet
+
+    return f"{Path(tinynet.__file__)}:tiny_factory"
+
+
+def test_data_the_model_cannot_take_is_one_line(tmp_path: Path, capsys) -> None:
+    """Series for an image model, NaN images, 2-channel images: one line before any work."""
+    g = np.random.default_rng(0)
+    cases = {
+        "series.npz": (g.standard_normal((4, 2, 40)), ["--model resnet18", "(1, 2, 40)", "series"]),
+        "nan.npz": (np.full((4, 3, 16, 16), np.nan), ["nan.npz", "NaN", "finite"]),
+        "two.npz": (g.random((4, 2, 16, 16)), ["--model resnet18", "3 channels", "2-channel"]),
+    }
+    for name, (inputs, words) in cases.items():
+        np.savez(tmp_path / name, inputs=inputs.astype("float32"))
+        out = tmp_path / f"out-{name}"
+        argv = ["evaluate", "--data", str(tmp_path / name), "--model", "resnet18"]
+        one_error_line(main([*argv, "--out", str(out), *FAST]), capsys, *words)
+        assert not out.exists()
+
+
+def test_weights_apply_to_the_shipped_model(tmp_path: Path, files, capsys) -> None:
+    """--weights with the shipped classifier is loaded (and checked), never ignored."""
+    argv = ["evaluate", "--data", "digits", "--methods", "occlusion", *FAST]
+    one_error_line(
+        main([*argv, "--weights", str(files["text_pt"]), "--out", str(tmp_path / "a")]),
+        capsys, "--weights", "it holds text",
+    )  # fmt: skip
+    one_error_line(
+        main([*argv, "--weights", str(files["weights"]), "--out", str(tmp_path / "b")]),
+        capsys, "does not fit the model", "missing keys",
+    )  # fmt: skip
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_unreadable_image_is_skipped_and_recorded(tmp_path: Path, capsys) -> None:
+    """An unreadable first file: one line without --skip-errors; with it, a failure record
+    naming the file and why, and the other images scored."""
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "data" / cls / "1.png")
+    (tmp_path / "data" / "cat" / "0.png").write_bytes(b"\x89PNG broken")
+    argv = ["evaluate", "--data", str(tmp_path / "data"), "--model", _tiny_spec(), "--size",
+            "16", "--methods", "occlusion", "--budget", "4"]  # fmt: skip
+    one_error_line(main([*argv, "--out", str(tmp_path / "a")]), capsys, "0.png", "--skip-errors")
+    assert main([*argv, "--skip-errors", "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    records = _records(tmp_path / "b")
+    failed = [r for r in records if r.get("status") != "ok"]
+    assert len(failed) == 1 and failed[0]["index"] == 0
+    assert "0.png" in failed[0]["error"] and "cannot read image" in failed[0]["error"]
+    assert sorted(r["index"] for r in records if r.get("status") == "ok") == [1, 2]
+
+
+def test_every_kind_of_model(tmp_path: Path, capsys) -> None:
+    from ..loaders.tinynet import write_model_files
+
+    files = write_model_files(tmp_path)
+    np.savez(tmp_path / "x.npz", inputs=np.random.default_rng(0).random((2, 3, 16, 16)),
+             targets=np.array([0, 2]))  # fmt: skip
+    tables = []
+    for spec in (_tiny_spec(), str(files["export"]), str(files["export_static"]),
+                 str(files["torchscript"])):  # fmt: skip
+        out = tmp_path / f"out-{len(tables)}"
+        argv = [
+            "evaluate",
+            "--data",
+            str(tmp_path / "x.npz"),
+            "--model",
+            spec,
+            "--methods",
+            "occlusion",
+            "--budget",
+            "4",
+            "--metrics",
+            "deletion",
+            "--out",
+            str(out),
+        ]
+        assert main(argv) == 0, capsys.readouterr().err
+        tables.append([r["deletion"] for r in _records(out) if r["kind"] == "run"])
+    for other in tables[1:]:
+        assert other == pytest.approx(tables[0], abs=1e-5)  # one model, four files
+    np.savez(tmp_path / "y.npz", inputs=np.zeros((2, 3, 16, 16)), targets=np.array([0, 5]))
+    one_error_line(
+        main(["evaluate", "--data", str(tmp_path / "y.npz"), "--model", _tiny_spec(),
+              "--out", str(tmp_path / "y")]), capsys, "class 5", "3 outputs",
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_the_records_of_one_run(tmp_path: Path) -> None:
+    """A run killed with SIGKILL mid-way and continued with --resume writes the records an
+    uninterrupted run writes."""
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    args = [sys.executable, "-m", "captum_perturbmask", "evaluate", "--data", "digits",
+            "--methods", "perturbmask", "--n-examples", "12", "--budget", "64", "--batch-size",
+            "2", "--seeds", "2", "--threads", "1"]  # fmt: skip
+    subprocess.run([*args, "--out", str(tmp_path / "whole")], check=True, env=env,
+                   capture_output=True, timeout=300)  # fmt: skip
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(killed)], env=env, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lines = sum(len(p.read_text().splitlines()) for p in killed.glob("records-rank*.jsonl"))
+        if lines >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert 0 < len(_records(killed)) < len(_records(tmp_path / "whole"))
+    subprocess.run([*args, "--resume", "--out", str(killed)], check=True, env=env,
+                   capture_output=True, timeout=300)  # fmt: skip
+    assert _records(killed) == _records(tmp_path / "whole")
