@@ -128,7 +128,13 @@ class NpzDataset:
                     argument,
                     f"{where} 'boxes' must be finite {what} with N = {n}, got a {_array_kind(b)}",
                 )
-            self.boxes = torch.from_numpy(np.ascontiguousarray(b)).double()
+            from captum_perturbmask._core.checks import check_regions
+
+            boxes = torch.from_numpy(np.ascontiguousarray(b)).double()
+            try:
+                self.boxes = check_regions(boxes, "boxes", width // 2, tuple(inputs.shape[2:]))
+            except (TypeError, ValueError) as err:
+                raise LoadError(argument, f"{where} {one_line(err, 200)}") from None
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
