@@ -275,21 +275,37 @@ def run(args: argparse.Namespace) -> int:
     n = len(data) if args.n_examples is None else min(args.n_examples, len(data))
     first = _first_item(data, n, args.skip_errors)[0]
     _check_fit(model, first, data, args)
+    created = not Path(args.out).exists()
     out = prepare_out(args.out)
     dist = Distributed()  # under torchrun: every rank decides on rank 0's view of --out
     try:
         return _evaluate(args, data, model, first, n, out, dist, reference)
     except LoadError as err:  # an item that cannot be read, without --skip-errors
+        _drop_if_empty(out, created, dist)
         raise CLIError(
             f"{_item_error(err)}; --skip-errors records such items and goes on"
         ) from None
     except (ValueError, TypeError, RuntimeError) as err:  # the model or a method failed
+        _drop_if_empty(out, created, dist)
         raise CLIError(
             f"evaluation stopped: {first_sentence(err)}; --skip-errors records failing items "
             "and goes on"
         ) from None
+    except CLIError:
+        _drop_if_empty(out, created, dist)
+        raise
     finally:
         dist.close()
+
+
+def _drop_if_empty(out: Path, created: bool, dist: Any) -> None:
+    """Remove the ``--out`` this run created when it failed before recording any example
+    (the records of finished batches stay, for ``--resume``)."""
+    import shutil
+
+    records = [p for p in out.glob("records-rank*.jsonl") if p.stat().st_size > 0]
+    if created and dist.rank == 0 and not records:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _names(wanted: list[str] | None, registered: list[str], flag: str) -> list[str] | None:
