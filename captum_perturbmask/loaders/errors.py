@@ -10,8 +10,8 @@ class LoadError(ValueError):
     """A model, weights, class-name, image or data file that cannot be used.
 
     The message is one line: the argument, the value that came, what is wrong with it and
-    what was expected. :attr:`argument` is the loader's parameter (``"spec"``, ``"weights"``,
-    ``"num_classes"``, ``"class_names"``, ``"image"``, ``"data"``, ...) and :attr:`detail` the
+    what was expected. ``argument`` is the loader's parameter (``"spec"``, ``"weights"``,
+    ``"num_classes"``, ``"class_names"``, ``"image"``, ``"data"``, ...) and ``detail`` the
     rest of the line, so a command line can name its own option instead
     (``f"{flag} {err.detail}"``).
 

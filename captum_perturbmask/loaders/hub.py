@@ -99,6 +99,10 @@ def hf_model(folder: str) -> tuple[nn.Module, list[str] | None, Any]:
         import transformers
     except ImportError:
         raise _needs("transformers", spec) from None
+    from transformers.utils import logging
+
+    bars = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()  # no "Loading weights" bar in a command's output
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -110,6 +114,9 @@ def hf_model(folder: str) -> tuple[nn.Module, list[str] | None, Any]:
             "spec",
             f"{spec}: cannot load an image classifier ({type(err).__name__}: {one_line(err)})",
         ) from None
+    finally:
+        if bars:
+            logging.enable_progress_bar()
     labels = getattr(model.config, "id2label", None) or {}
     names = None
     if labels and sorted(int(k) for k in labels) == list(range(len(labels))):

@@ -2,7 +2,8 @@
 patterns (:func:`find_images`).
 
 An image is read with Pillow as an RGB ``uint8`` tensor :math:`(3, H, W)`; a file that is not
-an image, is truncated, or declares more than :data:`MAX_PIXELS` pixels is refused with one
+an image, is truncated, or declares more than
+:data:`~captum_perturbmask.loaders.images.MAX_PIXELS` pixels is refused with one
 :class:`~captum_perturbmask.loaders.LoadError` (before its pixels are decoded when the header
 says it is too large).
 """
@@ -26,7 +27,8 @@ __all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "find_images", "load_image"]
 #: Largest image accepted, in pixels (a 50-megapixel RGB image is 150 MB as bytes; larger
 #: ones are refused before their pixels are decoded).
 MAX_PIXELS = 50_000_000
-#: File name endings :func:`find_images` takes from a folder or a pattern (any case).
+#: File name endings :func:`~captum_perturbmask.loaders.find_images` takes from a folder or a
+#: pattern (any case).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -42,7 +44,7 @@ def load_image(path: str | os.PathLike, argument: str = "image") -> Tensor:
 
     Raises:
         LoadError: the file does not exist, is not an image, is corrupt or truncated, or has
-            more than :data:`MAX_PIXELS` pixels.
+            more than :data:`~captum_perturbmask.loaders.images.MAX_PIXELS` pixels.
 
     Example:
         >>> import tempfile, numpy as np
@@ -102,7 +104,8 @@ def find_images(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
     """Every image file named by ``sources``, in order, each once.
 
     A file is taken as it is (whatever its name: it is checked when it is read); a folder
-    gives its image files (by name ending, :data:`IMAGE_SUFFIXES`; subfolders too; sorted); a
+    gives its image files (by name ending,
+    :data:`~captum_perturbmask.loaders.images.IMAGE_SUFFIXES`; subfolders too; sorted); a
     glob pattern (``photos/*.jpg``, ``shots/**/*.png``) the image files it matches, sorted.
 
     Args:

@@ -63,7 +63,7 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: The kinds of ``spec`` :func:`load_model` takes.
+#: The kinds of ``spec`` :func:`~captum_perturbmask.loaders.load_model` takes.
 SPEC_KINDS = ("digits", "torchvision", "export", "torchscript", "factory", "timm", "hf", "module")
 #: ``normalize=`` names: the source's own normalisation, ImageNet's, or none.
 NORMALIZE_CHOICES = ("auto", "imagenet", "none")
@@ -74,8 +74,9 @@ DEFAULT_NUM_CLASSES = 1000
 
 # ------------------------------------------------------------------------------- the spec
 def spec_kind(spec: object) -> str:
-    """Which kind of model ``spec`` names (one of :data:`SPEC_KINDS`), from the string alone
-    (a file is told apart by its content: exported program or TorchScript).
+    """Which kind of model ``spec`` names (one of
+    :data:`~captum_perturbmask.loaders.models.SPEC_KINDS`), from the string alone (a file is
+    told apart by its content: exported program or TorchScript).
 
     Raises:
         LoadError: ``spec`` is neither a string nor a callable, or names a file that is
@@ -85,6 +86,8 @@ def spec_kind(spec: object) -> str:
         >>> spec_kind("resnet50"), spec_kind("timm:convnext_tiny"), spec_kind("mypkg.nets:small")
         ('torchvision', 'timm', 'factory')
     """
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
     if isinstance(spec, nn.Module) or (callable(spec) and not isinstance(spec, str)):
         return "module"
     if not isinstance(spec, str) or not spec.strip():
@@ -386,7 +389,7 @@ def _mean_std(normalize: object, auto: Any, spec: object) -> tuple[Any, Any] | N
 
 # ------------------------------------------------------------------------------ the loader
 def load_model(
-    spec: str | nn.Module | Callable[..., Any],
+    spec: str | os.PathLike | nn.Module | Callable[..., Any],
     weights: str | os.PathLike | None = None,
     num_classes: int | None = None,
     device: str | torch.device | None = None,
@@ -433,6 +436,8 @@ def load_model(
         ...     print(err)
         `spec` 'resnet19' is not a known model; did you mean resnet18, ...
     """
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
     kind = spec_kind(spec)
     num_classes = _check_num_classes(num_classes)
     dev = _device(device)

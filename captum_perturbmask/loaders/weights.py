@@ -3,7 +3,7 @@
 when the file is not a state dict or does not fit.
 
 A file is read with ``torch.load(..., weights_only=True)`` (a pickle that would run code is
-refused, never executed), or with :mod:`safetensors` for ``.safetensors`` files when that
+refused, never executed), or with ``safetensors`` for ``.safetensors`` files when that
 package is installed. A ``{"state_dict": ..., "class_names": [...]}`` checkpoint carries the
 class names next to the weights.
 """
@@ -149,7 +149,7 @@ def read_state_dict(
     Accepts ``torch.save(model.state_dict(), path)``, a checkpoint mapping that holds it under
     ``"state_dict"``, ``"model_state_dict"`` or ``"model"`` (and optionally ``"class_names"``,
     a list of strings), a state dict saved from ``nn.DataParallel`` (the ``module.`` prefix is
-    removed) and, with :mod:`safetensors` installed, a ``.safetensors`` file.
+    removed) and, with ``safetensors`` installed, a ``.safetensors`` file.
 
     Args:
         path: The file.

@@ -83,7 +83,8 @@ def logits_of(out: Any) -> Any:
 
 
 class Logits(nn.Module):
-    """A model or callable whose output is reduced to its logits tensor (:func:`logits_of`).
+    """A model or callable whose output is reduced to its logits tensor
+    (:func:`~captum_perturbmask.loaders.wrappers.logits_of`).
 
     Used for TorchScript modules (which take no Python hooks), Hugging Face models (which
     return a ``ModelOutput`` and take ``pixel_values=``) and callables that are not modules.
