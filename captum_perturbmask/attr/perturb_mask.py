@@ -26,12 +26,14 @@ from captum_perturbmask.attr._designs import (
     DEFAULT_CHAIN_STEPS,
     DESIGNS,
     INITIAL_MASKS,
+    SAMPLERS,
     DesignRun,
     DesignSettings,
     design_calls,
     split_budget,
 )
 from captum_perturbmask.attr._loop import DRAW_BLOCK
+from captum_perturbmask.attr._masks import GridPart, MaskDesign
 from captum_perturbmask.attr.estimators import AverageEstimator, Estimator, RegressionEstimator
 
 VARIANTS = ("adaptive", "literal")
@@ -119,7 +121,15 @@ class PerturbMask(MaskAttribution):
         fine_grid_size: cells of the regression features (default ``2 * grid_size``).
         design: ``"random"`` (default), ``"sequential"`` (regression estimator only) or
             ``"chain"`` (the only design of ``variant="literal"``).
-        keep_prob: probability that a cell of a random mask (or of M_0) is on.
+        keep_prob: probability that a cell of a random mask (or of M_0) is on, or a range
+            ``(lo, hi)``: every mask draws its own keep-probability uniformly in it (a
+            mixture of mostly-off and mostly-on contexts).
+        sampler: ``"uniform"`` (independent cells) or ``"lhs"`` (every cell's column of a
+            block of masks is a stratified Latin-hypercube sample, as in the HSIC method's
+            design: each cell is kept as often as its probabilities say, with less noise).
+        scales: multipliers of ``grid_size`` (random and sequential designs on one image or
+            series tensor): the masks are split evenly between grids of these sizes, all
+            fitted on the same features, e.g. ``(0.5, 1, 2)``.
         eta: weight of the total-variation term V (default 10.0, the regression's smoothness
             prior; 0.05 for ``variant="literal"``). Set it on the estimator when passing one.
         estimator: ``"regression"`` (default,
@@ -150,7 +160,9 @@ class PerturbMask(MaskAttribution):
         grid_size: int | Sequence[int] | None = None,
         fine_grid_size: int | Sequence[int] | None = None,
         design: str = "random",
-        keep_prob: float = 0.7,
+        keep_prob: float | tuple[float, float] = 0.7,
+        sampler: str = "uniform",
+        scales: Sequence[float] = (1.0,),
         eta: float | None = None,
         estimator: str | Estimator = "regression",
         variant: str = "adaptive",
@@ -199,7 +211,9 @@ class PerturbMask(MaskAttribution):
         self.eta = eta
         self.settings = DesignSettings(
             design=design,
-            keep_prob=check_fraction(keep_prob, "keep_prob"),
+            keep_prob=_check_keep(keep_prob),
+            sampler=check_choice(sampler, "sampler", SAMPLERS),
+            scales=_check_scales(scales),
             n_iter=(n_iter or DEFAULT_CHAIN_STEPS) if design == "chain" else 1,
             n1=check_fraction(n1, "n1"),
             n2=check_fraction(n2, "n2"),
@@ -279,7 +293,8 @@ class PerturbMask(MaskAttribution):
                 return self._finish(call, maps)
             est = _make_estimator(self.estimator, DEFAULT_ETA if self.eta is None else self.eta)
             est.reset(call.batch, masks.n_feat, masks.device, masks.dtype)
-            run = DesignRun(evaluate, masks, est, self.settings, call.seed)
+            scaled = _scaled_designs(masks, call.inputs, self.settings.scales)
+            run = DesignRun(evaluate, masks, est, self.settings, call.seed, scaled)
             lap = masks.laplacian()
             if self.settings.design == "chain":
                 run.chain(n_iter, n_masks)
@@ -294,6 +309,39 @@ class PerturbMask(MaskAttribution):
             return masks.to_attr(est.solve(lap, exact=True))  # type: ignore[call-arg]
 
         return self._finish(call, maps, exact if isinstance(est, RegressionEstimator) else None)
+
+
+def _check_keep(keep: object) -> float | tuple[float, float]:
+    if isinstance(keep, (tuple, list)):
+        if len(keep) != 2:
+            raise ValueError(f"`keep_prob` as a range must be (lo, hi), got {keep!r}")
+        lo = check_fraction(keep[0], "keep_prob")
+        hi = check_fraction(keep[1], "keep_prob")
+        if lo > hi:
+            raise ValueError(f"`keep_prob` range must have lo <= hi, got {keep!r}")
+        return (lo, hi)
+    return check_fraction(keep, "keep_prob")
+
+
+def _check_scales(scales: object) -> tuple[float, ...]:
+    if not isinstance(scales, (tuple, list)) or not scales:
+        raise TypeError(f"`scales` must be a non-empty tuple of numbers, got {scales!r}")
+    return tuple(check_float(v, "scales", 0.0, low_open=True) for v in scales)
+
+
+def _scaled_designs(
+    base: MaskDesign, inputs: tuple[Tensor, ...], scales: tuple[float, ...]
+) -> list[MaskDesign] | None:
+    """One design per scale with the base design's features, for one grid tensor."""
+    if scales == (1.0,) or len(base.parts) != 1 or not isinstance(base.parts[0], GridPart):
+        return None
+    part = base.parts[0]
+    designs = []
+    for scale in scales:
+        grid = tuple(max(1, round(g * scale)) for g in part.grid)
+        same = grid == part.grid
+        designs.append(base if same else MaskDesign(inputs, None, grid, part.fine, base.dtype))
+    return designs
 
 
 def _check_estimator(estimator: object) -> str | Estimator:
