@@ -194,12 +194,16 @@ class DesignRun:
         self.device = design.device
         self.shared = bool(getattr(estimator, "shared_features", False))
         self.batch = evaluate.batch
+        self.halves: list[Estimator] = []
 
     def _update(self, score: Tensor, feats: Tensor) -> Tensor:
         conf = self.evaluate.runner.confidence_of(score)
         if feats.dim() == 2 and not self.shared:
             feats = feats.expand(self.batch, *feats.shape)
         self.est.update(feats, conf, score)
+        for half, est in enumerate(self.halves):  # the stop rule's two independent fits
+            f = feats[half::2] if feats.dim() == 2 else feats[:, half::2]
+            est.update(f, conf[:, half::2], score[:, half::2])
         return conf
 
     def _cells(self, n: int, gen: torch.Generator, design: MaskDesign | None = None) -> Tensor:
@@ -244,6 +248,45 @@ class DesignRun:
                 shift = None if sh[0] is None else torch.cat(sh)  # type: ignore[arg-type]
                 score, feats, _ = self.evaluate(torch.cat(c), shift, design=design)
                 self._update(score, feats)
+
+    def random_until_stable(
+        self, most: int, laplacian: Tensor, template: Estimator, tolerance: float, top: float
+    ) -> int:
+        """Random masks, block after block, until the map is stable; returns the masks used.
+
+        The masks alternate between two halves, each with its own fit (two independent runs of
+        half the masks); after every block the top ``top`` share of features of the halves'
+        maps are compared, and the run stops once their overlap (intersection over union) is
+        at least ``tolerance`` for every example - the run-to-run consistency of half the
+        masks, so the whole map is at least as consistent - or at ``most`` masks. One host
+        decision per block of :data:`DRAW_BLOCK` masks.
+        """
+        import copy
+
+        self.halves = [copy.deepcopy(template) for _ in range(2)]
+        for est in self.halves:
+            est.reset(self.batch, self.design.n_feat, self.device, self.design.dtype)
+        used = 0
+        for block, size in enumerate(block_sizes(most)):
+            self.random(size, first_block=block)
+            used += size
+            if bool((self._half_overlap(laplacian, top) >= tolerance).all()):
+                break
+        self.halves = []
+        return used
+
+    def _half_overlap(self, laplacian: Tensor, top: float) -> Tensor:
+        """Per example, the intersection over union of the top ``top`` share of positions of
+        the two halves' maps (of the first input tensor, at its resolution)."""
+        maps = [self.design.to_attr(est.solve(laplacian))[0] for est in self.halves]
+        flat = [m.flatten(1) for m in maps]
+        k = max(1, math.ceil(top * flat[0].shape[1]))
+        hits = []
+        for f in flat:
+            mask = torch.zeros_like(f, dtype=torch.bool)
+            hits.append(mask.scatter_(1, f.topk(k, dim=1).indices, True))
+        inter = (hits[0] & hits[1]).sum(1)
+        return inter / (2 * k - inter)
 
     def sequential(self, n: int, laplacian: Tensor) -> None:
         """Half random; the rest drawn per example where the first fit's top set is unsure."""

@@ -40,6 +40,11 @@ VARIANTS = ("adaptive", "literal")
 #: Default cells per side of the mask grid on images, and the regression's smoothness weight.
 DEFAULT_IMAGE_GRID = 6
 DEFAULT_ETA = 10.0
+#: ``budget="auto"``: most masks, the top share of the map compared, and the overlap at which
+#: the two halves' maps count as stable.
+AUTO_MAX_BUDGET = 4000
+AUTO_TOP = 0.05
+AUTO_TOLERANCE = 0.9
 #: The literal reading's grid and total-variation weight.
 LITERAL_IMAGE_GRID = 8
 LITERAL_ETA = 0.05
@@ -230,7 +235,7 @@ class PerturbMask(MaskAttribution):
         additional_forward_args: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         *,
-        budget: int | None = None,
+        budget: int | str | None = None,
         perturbations_per_eval: int | str = "auto",
         show_progress: bool = False,
         seed: int | None = None,
@@ -253,7 +258,10 @@ class PerturbMask(MaskAttribution):
                 is the batch are gathered per perturbed row).
             feature_mask: integer groups (superpixels, channel segments) broadcastable to the
                 inputs, ids shared across a tuple (Captum convention); replaces the grid.
-            budget: forward passes per input (default 400), besides the one clean pass.
+            budget: forward passes per input (default 400), besides the one clean pass; or
+                ``"auto"`` (random design): masks in blocks of 256 until the map's top 5% is
+                stable - the maps of two independent halves of the masks overlap by 90% - or
+                4,000 masks. The masks used are in ``self.last_budget`` after the call.
             perturbations_per_eval: perturbed copies of each example per forward call, as in
                 Captum (a call holds at most ``perturbations_per_eval * B`` rows), or
                 ``"auto"`` (default): on CUDA the largest chunk that fits half the free
@@ -273,14 +281,23 @@ class PerturbMask(MaskAttribution):
                 outputs.
             AssertionError, IndexError: an invalid ``target``, as Captum raises it.
         """
+        auto = isinstance(budget, str)
+        if auto and (budget != "auto" or self.settings.design != "random"
+                     or self.variant != "adaptive"):  # fmt: skip
+            raise ValueError(
+                "`budget` must be a positive int, or 'auto' with design='random' (the adaptive "
+                f"variant); got budget={budget!r} with design={self.settings.design!r}"
+            )
         per_block = None if self.settings.design == "random" else (lambda b: min(b, DRAW_BLOCK))
         call = self._start(
-            inputs, baselines, target, additional_forward_args, feature_mask, budget,
-            perturbations_per_eval, show_progress, seed, per_block,
+            inputs, baselines, target, additional_forward_args, feature_mask,
+            AUTO_MAX_BUDGET if auto else budget, perturbations_per_eval, show_progress, seed,
+            (lambda b: DRAW_BLOCK) if auto else per_block,
         )  # fmt: skip
         masks, evaluate = call.design, call.evaluate
         n_iter, n_masks = split_budget(call.budget, self.settings)
         call.bar.total = design_calls(call.budget, self.settings, evaluate.masks_per_call)
+        self.last_budget = n_iter * n_masks
         # masks and estimators in full precision; the model keeps the caller's autocast
         with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
             if self.variant == "literal":
@@ -296,7 +313,11 @@ class PerturbMask(MaskAttribution):
             scaled = _scaled_designs(masks, call.inputs, self.settings.scales)
             run = DesignRun(evaluate, masks, est, self.settings, call.seed, scaled)
             lap = masks.laplacian()
-            if self.settings.design == "chain":
+            if auto:
+                self.last_budget = run.random_until_stable(
+                    AUTO_MAX_BUDGET, lap, est, AUTO_TOLERANCE, AUTO_TOP
+                )
+            elif self.settings.design == "chain":
                 run.chain(n_iter, n_masks)
             elif self.settings.design == "sequential":
                 run.sequential(n_masks, lap)
