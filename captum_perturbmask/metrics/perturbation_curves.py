@@ -23,14 +23,11 @@ from captum_perturbmask._core.checks import (
     check_finite_scalar,
     check_int,
 )
-from captum_perturbmask._core.forward import ConfidenceType, TargetForward, deprecated_alias
+from captum_perturbmask._core.forward import ConfidenceType, TargetForward
 from captum_perturbmask._core.ops import blur
 from captum_perturbmask._core.ranking import rank_map
 
 __all__ = ["InsertionDeletion", "deletion_auc", "insertion_auc", "insertion_deletion"]
-
-#: The 0.1 keyword ``apply_softmax`` as a ``confidence`` (deprecated).
-_SOFTMAX_ALIAS = {True: "softmax", False: "identity"}
 
 
 class InsertionDeletion(NamedTuple):
@@ -194,9 +191,7 @@ _SHARED_DOC = """
         return_curves: Also return the scores at every step.
         generator: Random generator for the permutation that breaks saliency ties; by
             default a fixed seed, so results are deterministic and a constant map gets a
-            chance-level score rather than one set by pixel order.
-        apply_softmax: Deprecated: ``True`` is ``confidence="softmax"``, ``False`` is
-            ``confidence="identity"``."""
+            chance-level score rather than one set by pixel order."""
 
 
 def deletion_auc(
@@ -213,7 +208,6 @@ def deletion_auc(
     confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
-    apply_softmax: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Deletion AUC: the area under the target score as the most salient pixels are removed.
 
@@ -252,7 +246,6 @@ def deletion_auc(
         tensor([0.5000])
     """
     inputs = check_batch_inputs(inputs)
-    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     reference = torch.zeros_like(inputs) if baselines is None else baselines
     ends = _reference(reference, inputs, "baselines")
@@ -289,7 +282,6 @@ def insertion_auc(
     confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
-    apply_softmax: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Insertion AUC: the area under the target score as the most salient pixels are restored.
 
@@ -331,7 +323,6 @@ def insertion_auc(
         tensor([0.5000])
     """
     inputs = check_batch_inputs(inputs)
-    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     starts = _substrate(substrate, inputs, blur_kernel_size, blur_sigma)
     auc, curves, _ = _perturbation_curves(
@@ -368,7 +359,6 @@ def insertion_deletion(
     confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
-    apply_softmax: bool | None = None,
 ) -> InsertionDeletion:
     """Insertion and deletion AUC in one pass over the model (shared ranks and batches).
 
@@ -406,7 +396,6 @@ def insertion_deletion(
         (tensor([0.5000]), tensor([0.5000]), tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000]))
     """
     inputs = check_batch_inputs(inputs)
-    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
     saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
     reference = torch.zeros_like(inputs) if baselines is None else baselines
     deleted = _reference(reference, inputs, "baselines")
