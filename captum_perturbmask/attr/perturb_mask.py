@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._core.captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from captum_perturbmask._core.checks import (
     MAX_BUDGET,
     check_bool,
@@ -21,7 +20,7 @@ from captum_perturbmask._core.checks import (
     check_size,
 )
 from captum_perturbmask._core.forward import ConfidenceType, check_confidence
-from captum_perturbmask.attr._base import MaskAttribution
+from captum_perturbmask.attr._base import MaskAttribution, MaskCall
 from captum_perturbmask.attr._designs import (
     DEFAULT_CHAIN_STEPS,
     DESIGNS,
@@ -226,61 +225,7 @@ class PerturbMask(MaskAttribution):
             random_shift=check_bool(random_shift, "random_shift"),
         )
 
-    @torch.no_grad()
-    def attribute(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        baselines: Any = None,
-        target: TargetType = None,
-        additional_forward_args: Any = None,
-        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-        *,
-        budget: int | str | None = None,
-        perturbations_per_eval: int | str = "auto",
-        show_progress: bool = False,
-        seed: int | None = None,
-    ) -> TensorOrTupleOfTensorsGeneric:
-        r"""Estimate the saliency map of ``inputs`` for ``target``.
-
-        The first five arguments are Captum's, in Captum's order (as ``FeatureAblation``);
-        the four after them are keyword-only.
-
-        Args:
-            inputs: tensor or tuple of tensors: :math:`(B, C, H, W)` images,
-                :math:`(B, C, T)` series, or any :math:`(B, *)` tensor (one cell per element).
-            baselines: what masked-off positions become: ``None`` (zeros), a number, a tensor
-                broadcastable to the input (its shape, batch size 1, or no batch dim),
-                ``"blur"`` (Gaussian blur, kernel 11, sigma 5), or a tuple of those.
-            target: Captum target: int, tuple (N-d outputs), tensor, list of ints or tuples.
-                ``None`` explains the predicted class of ``(B, K)`` outputs and the output
-                itself for one value per example.
-            additional_forward_args: extra arguments of ``forward_func`` (tensors whose dim 0
-                is the batch are gathered per perturbed row).
-            feature_mask: integer groups (superpixels, channel segments) broadcastable to the
-                inputs, ids shared across a tuple (Captum convention); replaces the grid.
-            budget: forward passes per input (default 400), besides the one clean pass; or
-                ``"auto"`` (random design): masks in blocks of 256 until the map's top 5% is
-                stable - the maps of two independent halves of the masks overlap by 90% - or
-                4,000 masks. The masks used are in ``self.last_budget`` after the call.
-            perturbations_per_eval: perturbed copies of each example per forward call, as in
-                Captum (a call holds at most ``perturbations_per_eval * B`` rows), or
-                ``"auto"`` (default): on CUDA the largest chunk that fits half the free
-                memory, elsewhere about 64 rows per call. Results do not depend on it.
-            show_progress: show a progress bar over forward calls.
-            seed: seed of the private random generators (bit-reproducible on a device);
-                ``None`` draws a fresh one. The global RNG is never touched.
-
-        Returns:
-            Attributions with exactly the structure, shape, device and dtype of ``inputs``
-            (values repeated over channels for grid inputs). Higher means more important.
-
-        Raises:
-            TypeError: inputs, arguments or model outputs of the wrong type.
-            ValueError: wrong shapes, an empty batch, non-finite inputs or baselines, bad
-                argument values, outputs that do not give one value per example, or NaN/inf
-                outputs.
-            AssertionError, IndexError: an invalid ``target``, as Captum raises it.
-        """
+    def _plan(self, budget: object) -> tuple[Any, Any, Any]:
         auto = isinstance(budget, str)
         if auto and (budget != "auto" or self.settings.design != "random"
                      or self.variant != "adaptive"):  # fmt: skip
@@ -288,48 +233,46 @@ class PerturbMask(MaskAttribution):
                 "`budget` must be a positive int, or 'auto' with design='random' (the adaptive "
                 f"variant); got budget={budget!r} with design={self.settings.design!r}"
             )
+        if auto:
+            return AUTO_MAX_BUDGET, lambda b: DRAW_BLOCK, True
         per_block = None if self.settings.design == "random" else (lambda b: min(b, DRAW_BLOCK))
-        call = self._start(
-            inputs, baselines, target, additional_forward_args, feature_mask,
-            AUTO_MAX_BUDGET if auto else budget, perturbations_per_eval, show_progress, seed,
-            (lambda b: DRAW_BLOCK) if auto else per_block,
-        )  # fmt: skip
+        return budget, per_block, False
+
+    def _explain(self, call: MaskCall) -> tuple[list[Tensor], Any]:
         masks, evaluate = call.design, call.evaluate
         n_iter, n_masks = split_budget(call.budget, self.settings)
         call.bar.total = design_calls(call.budget, self.settings, evaluate.masks_per_call)
         self.last_budget = n_iter * n_masks
-        # masks and estimators in full precision; the model keeps the caller's autocast
-        with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
-            if self.variant == "literal":
-                from captum_perturbmask.attr._literal import literal_attribution
+        if self.variant == "literal":
+            from captum_perturbmask.attr._literal import literal_attribution
 
-                eta = LITERAL_ETA if self.eta is None else self.eta
-                maps = literal_attribution(
-                    evaluate, masks, call.p0, self.settings, n_iter, n_masks, eta, call.seed
-                )
-                return self._finish(call, maps)
-            est = _make_estimator(self.estimator, DEFAULT_ETA if self.eta is None else self.eta)
-            est.reset(call.batch, masks.n_feat, masks.device, masks.dtype)
-            scaled = _scaled_designs(masks, call.inputs, self.settings.scales)
-            run = DesignRun(evaluate, masks, est, self.settings, call.seed, scaled)
-            lap = masks.laplacian()
-            if auto:
-                self.last_budget = run.random_until_stable(
-                    AUTO_MAX_BUDGET, lap, est, AUTO_TOLERANCE, AUTO_TOP
-                )
-            elif self.settings.design == "chain":
-                run.chain(n_iter, n_masks)
-            elif self.settings.design == "sequential":
-                run.sequential(n_masks, lap)
-            else:
-                run.random(n_masks)
-            maps = masks.to_attr(est.solve(lap))
+            eta = LITERAL_ETA if self.eta is None else self.eta
+            maps = literal_attribution(
+                evaluate, masks, call.p0, self.settings, n_iter, n_masks, eta, call.seed
+            )
+            return maps, None
+        est = _make_estimator(self.estimator, DEFAULT_ETA if self.eta is None else self.eta)
+        est.reset(call.batch, masks.n_feat, masks.device, masks.dtype)
+        scaled = _scaled_designs(masks, call.inputs, self.settings.scales)
+        run = DesignRun(evaluate, masks, est, self.settings, call.seed, scaled)
+        lap = masks.laplacian()
+        if call.plan:  # budget="auto"
+            self.last_budget = run.random_until_stable(
+                AUTO_MAX_BUDGET, lap, est, AUTO_TOLERANCE, AUTO_TOP
+            )
+        elif self.settings.design == "chain":
+            run.chain(n_iter, n_masks)
+        elif self.settings.design == "sequential":
+            run.sequential(n_masks, lap)
+        else:
+            run.random(n_masks)
 
         def exact() -> list[Tensor]:  # a failed float32 factorisation: solve in float64
-            est.solve_dtype = torch.float64  # type: ignore[union-attr]
+            est.solve_dtype = torch.float64  # type: ignore[attr-defined]
             return masks.to_attr(est.solve(lap, exact=True))  # type: ignore[call-arg]
 
-        return self._finish(call, maps, exact if isinstance(est, RegressionEstimator) else None)
+        retry = exact if isinstance(est, RegressionEstimator) else None
+        return masks.to_attr(est.solve(lap)), retry
 
 
 def _check_keep(keep: object) -> float | tuple[float, float]:
