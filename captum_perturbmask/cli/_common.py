@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from captum_perturbmask.loaders.errors import LoadError
-from captum_perturbmask.loaders.errors import one_line as first_sentence
+from captum_perturbmask._core.errors import LoadError
+from captum_perturbmask._core.errors import one_line as first_sentence
 
 __all__ = [
     "MAX_BATCH",

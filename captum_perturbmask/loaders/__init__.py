@@ -24,37 +24,17 @@ Example:
 
 from __future__ import annotations
 
-import typing as _typing
-
-from captum_perturbmask.loaders.errors import LoadError
-
-if _typing.TYPE_CHECKING:
-    from captum_perturbmask.loaders.datasets import ImageFolderDataset, NpzDataset
-    from captum_perturbmask.loaders.images import find_images, load_image
-    from captum_perturbmask.loaders.models import (
-        load_class_names,
-        load_model,
-        probe_model,
-        spec_kind,
-    )
-    from captum_perturbmask.loaders.weights import load_state_dict, read_state_dict
-    from captum_perturbmask.loaders.wrappers import Exported, Logits, Normalize
-
-_LAZY = {
-    "ImageFolderDataset": "datasets",
-    "NpzDataset": "datasets",
-    "find_images": "images",
-    "load_image": "images",
-    "load_class_names": "models",
-    "load_model": "models",
-    "probe_model": "models",
-    "spec_kind": "models",
-    "load_state_dict": "weights",
-    "read_state_dict": "weights",
-    "Exported": "wrappers",
-    "Logits": "wrappers",
-    "Normalize": "wrappers",
-}
+from captum_perturbmask._core.errors import LoadError
+from captum_perturbmask.loaders.datasets import ImageFolderDataset, NpzDataset
+from captum_perturbmask.loaders.images import find_images, load_image
+from captum_perturbmask.loaders.models import (
+    load_class_names,
+    load_model,
+    probe_model,
+    spec_kind,
+)
+from captum_perturbmask.loaders.weights import load_state_dict, read_state_dict
+from captum_perturbmask.loaders.wrappers import Exported, Logits, Normalize
 
 __all__ = [
     "Exported",
@@ -72,18 +52,3 @@ __all__ = [
     "read_state_dict",
     "spec_kind",
 ]
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask.loaders.errors import LoadError, one_line
+from captum_perturbmask._core.errors import LoadError, one_line
 from captum_perturbmask.loaders.images import IMAGE_SUFFIXES, load_image
 
 __all__ = ["ImageFolderDataset", "NpzDataset"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from captum_perturbmask.loaders.errors import LoadError, one_line
+from captum_perturbmask._core.errors import LoadError, one_line
 from captum_perturbmask.loaders.weights import class_count_hint, fit_state_dict, read_state_dict
 from captum_perturbmask.loaders.wrappers import Logits
 

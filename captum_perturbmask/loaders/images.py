@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from captum_perturbmask.loaders.errors import LoadError, one_line
+from captum_perturbmask._core.errors import LoadError, one_line
 
 if TYPE_CHECKING:
     from torch import Tensor

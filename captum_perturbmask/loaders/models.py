@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_perturbmask.loaders.errors import LoadError, one_line
+from captum_perturbmask._core.errors import LoadError, one_line
 from captum_perturbmask.loaders.weights import (
     check_names,
     class_count_hint,

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_perturbmask.loaders.errors import LoadError, one_line
+from captum_perturbmask._core.errors import LoadError, one_line
 
 __all__ = [
     "check_names",

@@ -20,7 +20,7 @@ def _npz(path: Path, **arrays: np.ndarray) -> Path:
 def test_npz_items(tmp_path: Path) -> None:
     images = np.full((2, 3, 4, 4), 255, np.uint8)
     data = NpzDataset(_npz(tmp_path / "a.npz", inputs=images, targets=np.array([1.0, 0.0]),
-                           boxes=np.zeros((2, 4))))  # fmt: skip
+                           boxes=np.tile([[0.0, 0.0, 2.0, 2.0]], (2, 1))))  # fmt: skip
     x, target, box = data[0]
     assert float(x.max()) == 1.0 and target == 1 and box.shape == (4,)  # uint8 scaled to [0, 1]
 

@@ -1,5 +1,6 @@
-"""The one error type of the loaders: :class:`LoadError`, a ``ValueError`` that names what was
-given."""
+"""The error of what a user gives by name or file (:class:`LoadError`, a ``ValueError`` that
+names the argument; public as ``captum_perturbmask.loaders.LoadError``) and one-line messages
+of exceptions (:func:`one_line`). Imports nothing, so the command line's parser stays cheap."""
 
 from __future__ import annotations
 
