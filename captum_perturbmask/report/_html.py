@@ -104,7 +104,8 @@ def figure(png: bytes, alt: str, caption: str | None = None, width: int | None =
 
 class Cell:
     """One table cell: its text, and optionally a CSS class, ``data-*`` attributes (the exact
-    numbers behind the text) and extra HTML after the text (trusted markup)."""
+    numbers behind the text, as ``repr``; strings as they are; ``None`` empty) and extra HTML
+    after the text (trusted markup)."""
 
     __slots__ = ("text", "css", "data", "extra")
 
@@ -122,7 +123,8 @@ class Cell:
         if self.css:
             attrs += f' class="{escape(self.css)}"'
         for key, value in self.data.items():
-            attrs += f' data-{escape(key)}="{escape("" if value is None else repr(value))}"'
+            shown = "" if value is None else value if isinstance(value, str) else repr(value)
+            attrs += f' data-{escape(key)}="{escape(shown)}"'
         return f"<{tag}{attrs}>{escape(self.text)}{self.extra}</{tag}>"
 
 

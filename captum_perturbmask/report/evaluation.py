@@ -163,6 +163,7 @@ def example_view(
     targets: list,
     names: list[str] | None,
     digits: int,
+    prefix: str = "",
 ) -> str:
     """One kept example (row ``k``): its maps, its own insertion / deletion curves with their
     areas, and its scores per method (``runs``: method -> its first-seed record)."""
@@ -225,7 +226,7 @@ def example_view(
         )
     )
     body = maps + '<div class="pair">' + "".join(f"<div>{s}</div>" for s in side) + "</div>"
-    anchor = f"example-{index}"
+    anchor = f"{prefix}example-{index}"
     return (
         f'<article class="example" id="{anchor}" aria-labelledby="{anchor}-title">'
         f'<h3 id="{anchor}-title">{escape(heading)}</h3>{body}</article>'
@@ -301,7 +302,7 @@ def _bed_sections(
             ", each with its own curves and scores.</p>"
         )
         views = "".join(
-            example_view(result, ex, k, runs.get(ex.indices[k], {}), targets, names, digits)
+            example_view(result, ex, k, runs.get(ex.indices[k], {}), targets, names, digits, prefix)
             for k in range(shown)
         )
         out.append((f"{prefix}examples", "Examples", intro + views))

@@ -51,11 +51,19 @@ CONFIG_LABELS = {
 
 # ------------------------------------------------------------------------------ configuration
 def value_text(value: Any) -> str:
-    """A configuration value as text: a list joined by commas, ``None`` as a dash."""
+    """A configuration value as text: a list joined by commas, a float to 4 significant
+    digits, ``None`` as a dash.
+
+    Example:
+        >>> value_text([0, 1]), value_text(2 / 3), value_text(None)
+        ('0, 1', '0.6667', '–')
+    """
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) if value else "–"
     if value is None:
         return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
     return str(value)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +40,9 @@ def test_digits_run_writes_records_summary_and_figure(tmp_path: Path, capsys) ->
     out = capsys.readouterr().out
     assert rc == 0
     assert "| PerturbMask | 4 |" in out and "| Occlusion | 4 |" in out
-    for name in ("summary.md", "summary.csv", "curves.png", "config.json"):
+    for name in ("summary.md", "summary.csv", "curves.png", "config.json", "report.html"):
         assert (tmp_path / name).is_file(), name
+    assert _example_ids(tmp_path) == [f"example-{i}" for i in range(4)]  # --n-examples 4
     recs = _records(tmp_path)
     runs = [r for r in recs if r["kind"] == "run"]
     assert {r["method"] for r in runs} == {"PerturbMask", "Occlusion"}
@@ -145,3 +149,47 @@ def test_torchrun_writes_the_same_table_as_one_process(tmp_path: Path) -> None:
         return [line.rsplit("|", 2)[0] if line.startswith("| ") else line for line in lines]
 
     assert table(tmp_path / "one") == table(tmp_path / "two")
+    # both ranks stored their kept examples; rank 0's page shows all of them
+    assert (
+        _example_ids(tmp_path / "one")
+        == _example_ids(tmp_path / "two")
+        == [f"example-{i}" for i in range(8)]
+    )
+
+
+def _example_ids(folder: Path) -> list[str]:
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    return re.findall(r'<article class="example" id="([^"]+)"', html)
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume_give_the_records_and_report_of_an_uninterrupted_run(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    args = [sys.executable, "-m", "captum_perturbmask", "evaluate", "--data", "digits",
+            "--methods", "perturbmask", "occlusion", "--n-examples", "16", "--budget", "8",
+            "--batch-size", "2", "--threads", "1", "--report-examples", "5"]  # fmt: skip
+    subprocess.run([*args, "--out", str(tmp_path / "full")], check=True, env=env,
+                   capture_output=True, timeout=300)  # fmt: skip
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        while proc.poll() is None:  # kill it once a few batches are recorded
+            records = list(killed.glob("records-rank*.jsonl"))
+            if records and len(records[0].read_text().splitlines()) >= 6:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        proc.wait(timeout=300)
+    assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
+    subprocess.run([*args, "--out", str(killed), "--resume"], check=True, env=env,
+                   capture_output=True, timeout=300)  # fmt: skip
+    assert _records(killed) == _records(tmp_path / "full")
+    assert (
+        _example_ids(killed)
+        == _example_ids(tmp_path / "full")
+        == [f"example-{i}" for i in range(5)]
+    )
