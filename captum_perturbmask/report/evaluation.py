@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._core.checks import check_class_names, check_int
+from captum_perturbmask._core.checks import check_choice, check_class_names, check_int
 from captum_perturbmask.evaluation.results import EvaluationResult, format_value
 from captum_perturbmask.evaluation.scoring import CONSISTENCY_COLUMNS, CURVE_GRID, Column
 from captum_perturbmask.report._html import Cell, escape, figure, page, section, table
@@ -37,7 +38,7 @@ from captum_perturbmask.report.tables import (
     verdict_lines,
 )
 
-__all__ = ["report_html", "write_report"]
+__all__ = ["SECTIONS", "report_html", "write_report"]
 
 #: Resolution of the report's figures (small files; the page scales them to its width).
 REPORT_DPI = 72
@@ -234,30 +235,39 @@ def example_view(
 
 
 # ------------------------------------------------------------------------------ the page
+#: The parts of a report, in page order (``sections=`` selects some of them).
+SECTIONS = ("configuration", "summary", "paired", "curves", "maps", "examples")
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The checked keywords of one page."""
+
+    sections: frozenset[str]
+    max_examples: int
+    grid_examples: int
+    digits: int
+
+
 def _bed_sections(
     result: EvaluationResult,
     ex: _Examples,
     names: list[str] | None,
     prefix: str,
-    level: int,
-    max_examples: int,
-    grid_examples: int,
-    digits: int,
+    opts: _Options,
 ) -> list[tuple[str, str, str]]:
-    """The sections of one bed: (anchor, title, HTML)."""
+    """The sections of one bed after its configuration: (anchor, title, HTML)."""
     from captum_perturbmask import viz
 
-    out = [(f"{prefix}summary", "Summary", _summary_body(result, digits))]
-    if result.paired:
+    want, digits = opts.sections, opts.digits
+    out = []
+    if "summary" in want:
+        out.append((f"{prefix}summary", "Summary", _summary_body(result, digits)))
+    if "paired" in want and result.paired:
         lines = "".join(f"<li>{escape(t)}</li>" for t in verdict_lines(result))
-        out.append(
-            (
-                f"{prefix}paired",
-                f"Paired differences against {result.reference_method}",
-                f"<ul>{lines}</ul>" + paired_table(result, digits),
-            )
-        )
-    if result.curve_columns():
+        title = f"Paired differences against {result.reference_method}"
+        out.append((f"{prefix}paired", title, f"<ul>{lines}</ul>{paired_table(result, digits)}"))
+    if "curves" in want and result.curve_columns():
         png = viz.png_bytes(result.plot(), dpi=CURVES_DPI)
         cols = " and ".join(c.label for c in result.curve_columns())
         alt = (
@@ -265,6 +275,8 @@ def _bed_sections(
             "under them (bottom, box plots with the mean as a triangle)."
         )
         out.append((f"{prefix}curves", "Insertion and deletion curves", figure(png, alt, CURVES)))
+    if not want & {"maps", "examples"}:
+        return out
     if not ex.usable:
         note = (
             '<p class="note">No maps were kept with this result: compare keeps every '
@@ -276,7 +288,7 @@ def _bed_sections(
     runs = result.example_runs(ex.indices)
     targets = _targets(runs, ex.indices)
     n = len(ex.indices)
-    grid = min(n, grid_examples)
+    grid = min(n, opts.grid_examples) if "maps" in want else 0
     if grid:
         caption = (
             f"Maps of {_first(grid, n, result.n_examples)} (rows) by every method "
@@ -288,23 +300,19 @@ def _bed_sections(
             f"Saliency maps: one row per example ({', '.join(map(str, ex.indices[:grid]))}), "
             f"the input then one column per method ({', '.join(ex.maps)})."
         )
-        out.append(
-            (
-                f"{prefix}maps",
-                "Maps",
-                figure(_maps_png(ex, range(grid), targets, names), alt, caption),
-            )
-        )
-    shown = min(n, max_examples)
+        png = _maps_png(ex, range(grid), targets, names)
+        out.append((f"{prefix}maps", "Maps", figure(png, alt, caption)))
+    shown = min(n, opts.max_examples) if "examples" in want else 0
     if shown:
         intro = (
             f'<p class="note">{escape(_first(shown, n, result.n_examples).capitalize())}'
             ", each with its own curves and scores.</p>"
         )
         views = "".join(
-            example_view(result, ex, k, runs.get(ex.indices[k], {}), targets, names, digits, prefix)
+            example_view(result, ex, k, runs.get(ex.indices[k], {}), targets, names, digits,
+                         prefix)
             for k in range(shown)
-        )
+        )  # fmt: skip
         out.append((f"{prefix}examples", "Examples", intro + views))
     return out
 
@@ -320,10 +328,7 @@ def _first(shown: int, kept: int, total: int) -> str:
 def _summary_body(result: EvaluationResult, digits: int) -> str:
     n = result.n_examples
     methods = [r["method"] for r in result.summary]
-    lead = (
-        f"{len(methods)} method{'s' if len(methods) > 1 else ''} on {n} example"
-        f"{'s' if n != 1 else ''}."
-    )
+    lead = f"{len(methods)} method{'s' * (len(methods) > 1)} on {n} example{'s' * (n != 1)}."
     if n < 20:
         lead += " Few examples give wide intervals: evaluate a dataset before ranking methods."
     errors = {r["method"]: r["errors"] for r in result.summary if r.get("errors")}
@@ -332,87 +337,10 @@ def _summary_body(result: EvaluationResult, digits: int) -> str:
     return f"<p>{escape(lead)}</p>" + summary_table(result, digits)
 
 
-def _check_names(class_names: object, bed: str, multi: bool) -> list[str] | None:
-    if isinstance(class_names, Mapping):
-        class_names = class_names.get(bed)
-    return check_class_names(class_names, f"class_names[{bed!r}]" if multi else "class_names")
-
-
-def report_html(
-    result: EvaluationResult | Mapping[str, EvaluationResult],
-    *,
-    title: str | None = None,
-    about: Mapping[str, Any] | None = None,
-    class_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
-    inputs: Tensor | None = None,
-    maps: Mapping[str, Tensor] | None = None,
-    boxes: Tensor | None = None,
-    max_examples: int = 8,
-    grid_examples: int = 4,
-    digits: int = 3,
-    date: datetime | None = None,
-) -> str:
-    """The report page of ``result`` as a string (see :func:`write_report`)."""
-    beds = _beds(result)
-    multi = len(beds) > 1 or "" not in beds
-    if multi and any(v is not None for v in (inputs, maps, boxes)):
-        raise ValueError("`inputs`, `maps` and `boxes` apply to a single result, not a mapping.")
-    max_examples = check_int(max_examples, "max_examples", 0)
-    grid_examples = check_int(grid_examples, "grid_examples", 0)
-    digits = check_int(digits, "digits", 0)
-    if about is not None and not isinstance(about, Mapping):
-        raise TypeError(f"`about` must be a mapping label -> value, got {type(about).__name__}.")
-    about_rows = [(str(k), value_text(v)) for k, v in (about or {}).items()]
-    env = environment_rows(date)
-    contents, body = [], []
-    if multi:
-        body.append(
-            section(
-                "environment",
-                "Run",
-                config_table([*about_rows, *env], "Where and when this report was written."),
-            )
-        )
-        contents.append(("environment", "Run"))
-    for bed, res in beds.items():
-        names = _check_names(class_names, bed, multi)
-        ex = _Examples(res, inputs, maps, boxes)
-        prefix, level = (f"{_slug(bed)}-", 3) if multi else ("", 2)
-        settings = config_table(
-            [*([] if multi else about_rows), *config_rows(res)], "The settings of the run."
-        )
-        if not multi:  # the environment beside the settings
-            settings = (
-                f'<div class="pair"><div>{settings}</div><div>'
-                f"{config_table(env, 'Where and when this report was written.')}"
-                "</div></div>"
-            )
-        parts = [(f"{prefix}configuration", "Configuration", settings)]
-        parts += _bed_sections(res, ex, names, prefix, level, max_examples, grid_examples, digits)
-        html_parts = "".join(section(a, t, h, level) for a, t, h in parts)
-        if multi:
-            body.append(section(_slug(bed), bed, html_parts))
-            contents.append((_slug(bed), bed))
-        else:
-            body.append(html_parts)
-            contents += [(a, t.split(" against ")[0]) for a, t, _ in parts]
-    first = next(iter(beds.values()))
-    if title is None:
-        title = "Saliency evaluation report"
-    lead = _lead(first) if not multi else f"{len(beds)} evaluations: {', '.join(beds)}."
-    import captum_perturbmask
-
-    footer = (
-        f"Written by captum-perturbmask {captum_perturbmask.__version__}. This page is "
-        "self-contained: its style and figures are inside it, it loads nothing."
-    )
-    return page(title, "".join(body), lead=lead, contents=contents, footer=footer)
-
-
 def _lead(result: EvaluationResult) -> str:
+    """The sentence under the title: what was run on what."""
     config = result.config
-    methods = [r["method"] for r in result.summary]
-    text = f"{', '.join(methods)} on {result.n_examples} examples"
+    text = f"{', '.join(r['method'] for r in result.summary)} on {result.n_examples} examples"
     if config.get("model"):
         text += f" of {config['model']}"
     if config.get("budget"):
@@ -424,11 +352,19 @@ def _lead(result: EvaluationResult) -> str:
     return text + "."
 
 
-def write_report(
+def _settings(result: EvaluationResult, about: list, env: list | None) -> str:
+    """The configuration of one run (with the environment beside it, when given)."""
+    settings = config_table([*about, *config_rows(result)], "The settings of the run.")
+    if env is None:
+        return settings
+    where = config_table(env, "Where and when this report was written.")
+    return f'<div class="pair"><div>{settings}</div><div>{where}</div></div>'
+
+
+def report_html(
     result: EvaluationResult | Mapping[str, EvaluationResult],
-    path: str | os.PathLike,
     *,
-    title: str | None = None,
+    title: str = "Saliency evaluation report",
     about: Mapping[str, Any] | None = None,
     class_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
     inputs: Tensor | None = None,
@@ -436,25 +372,27 @@ def write_report(
     boxes: Tensor | None = None,
     max_examples: int = 8,
     grid_examples: int = 4,
+    sections: Sequence[str] | None = None,
     digits: int = 3,
     date: datetime | None = None,
-) -> Path:
-    """Write the report of an evaluation or a comparison: one self-contained HTML file.
+) -> str:
+    """The report of an evaluation or a comparison: one self-contained HTML page, as text.
 
-    ``write_report(compare(model, x, target=y, boxes=b), "report.html")`` gives a page that
-    opens in any browser, offline: the style is inline, the figures are inline PNGs, nothing
-    is loaded. It holds
+    ``write_report(compare(model, x, target=y, boxes=b), "report.html")`` writes it
+    (:func:`write_report`). The page opens in any browser, offline: its style is inline, its
+    figures are inline PNGs, it loads nothing. It holds
 
-    * the configuration: ``about`` (your own rows, e.g. the model's name), the run's settings
+    * ``configuration``: ``about`` (your own rows, e.g. the model's name), the run's settings
       (``result.config``: model, data, methods, budget, seeds, metrics, reference, ...) and
       the versions of the package, PyTorch, Captum and Python, with the date;
-    * the summary: mean ± 95% interval per method and metric, the best mean in bold;
-    * the paired differences against the reference method, each with its verdict (better,
-      worse, tie: whether its interval excludes zero), and one sentence per method;
-    * the mean insertion / deletion curves and the spread of the per-example areas;
-    * a grid of maps: the first ``grid_examples`` kept examples (rows) by every method;
-    * a view of each of the first ``max_examples`` kept examples: its maps, its own
-      insertion / deletion curves (from its records) and its scores.
+    * ``summary``: mean ± 95% interval per method and metric, the best mean in bold;
+    * ``paired``: the differences against the reference method, each with its verdict
+      (better, worse, tie: whether its interval excludes zero), one sentence per method;
+    * ``curves``: the mean insertion / deletion curves and the spread of the per-example
+      areas;
+    * ``maps``: a grid of the first ``grid_examples`` kept examples (rows) by every method;
+    * ``examples``: a view of each of the first ``max_examples`` kept examples: its maps, its
+      own insertion / deletion curves (from its records) and its scores.
 
     The maps and inputs are the ones the result kept: every example of
     :func:`~captum_perturbmask.evaluation.compare`, the first ``keep_examples`` of
@@ -466,7 +404,6 @@ def write_report(
     Args:
         result: An :class:`~captum_perturbmask.evaluation.EvaluationResult`, or a mapping
             name -> result (one part per data set, e.g. two beds of a demo).
-        path: The HTML file to write (its folder must exist).
         title: Title of the page.
         about: Extra configuration rows, label -> value, shown first.
         class_names: Names of the classes, indexed by target (a mapping name -> names with
@@ -477,43 +414,122 @@ def write_report(
         boxes: Evidence boxes :math:`(K, 4)` or spans :math:`(K, 2)` of ``inputs``.
         max_examples: Examples with a view of their own (the first ones kept).
         grid_examples: Rows of the maps grid.
+        sections: The parts to show, among :data:`SECTIONS` (default all).
         digits: Decimals of the tables.
         date: The date shown (default now, UTC).
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The HTML document.
 
     Raises:
         TypeError: ``result`` is not an EvaluationResult (or a mapping of them), ``about``
             not a mapping, ``class_names`` not strings.
         ValueError: ``maps`` do not hold one map per input, ``inputs``/``maps``/``boxes``
-            given with several results, a count is negative.
+            given with several results, a count is negative, a section is unknown.
+
+    Example:
+        >>> import torch
+        >>> from captum_perturbmask.evaluation import compare
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3)).eval()
+        >>> result = compare(model, torch.rand(2, 3, 4, 4), ["Occlusion"], budget=4, seeds=(0,))
+        >>> page = report_html(result, sections=["configuration", "summary"])
+        >>> page.startswith("<!DOCTYPE html>"), 'id="summary"' in page, 'id="maps"' in page
+        (True, True, False)
+    """
+    beds = _beds(result)
+    multi = len(beds) > 1 or "" not in beds
+    if multi and any(v is not None for v in (inputs, maps, boxes)):
+        raise ValueError("`inputs`, `maps` and `boxes` apply to a single result, not a mapping.")
+    if isinstance(sections, str) or (sections is not None and not isinstance(sections, Sequence)):
+        raise TypeError(f"`sections` must be a sequence of names, got {type(sections).__name__}.")
+    if sections is not None and not sections:
+        raise ValueError(f"`sections` must name at least one of {SECTIONS}, got none.")
+    opts = _Options(
+        frozenset(check_choice(s, "sections", SECTIONS) for s in (sections or SECTIONS)),
+        check_int(max_examples, "max_examples", 0),
+        check_int(grid_examples, "grid_examples", 0),
+        check_int(digits, "digits", 0),
+    )
+    if about is not None and not isinstance(about, Mapping):
+        raise TypeError(f"`about` must be a mapping label -> value, got {type(about).__name__}.")
+    about_rows = [(str(k), value_text(v)) for k, v in (about or {}).items()]
+    env = environment_rows(date)
+    contents, body = [], []
+    if multi and "configuration" in opts.sections:
+        where = config_table([*about_rows, *env], "Where and when this report was written.")
+        body.append(section("environment", "Run", where))
+        contents.append(("environment", "Run"))
+    for bed, res in beds.items():
+        names = _check_names(class_names, bed, multi)
+        ex = _Examples(res, inputs, maps, boxes)
+        prefix = f"{_slug(bed)}-" if multi else ""
+        parts = []
+        if "configuration" in opts.sections:
+            settings = _settings(res, [] if multi else about_rows, None if multi else env)
+            parts.append((f"{prefix}configuration", "Configuration", settings))
+        parts += _bed_sections(res, ex, names, prefix, opts)
+        html_parts = "".join(section(a, t, h, 3 if multi else 2) for a, t, h in parts)
+        if multi:
+            body.append(section(_slug(bed), bed, html_parts))
+            contents.append((_slug(bed), bed))
+        else:
+            body.append(html_parts)
+            contents += [(a, t.split(" against ")[0]) for a, t, _ in parts]
+    lead = f"{len(beds)} evaluations: {', '.join(beds)}." if multi else _lead(beds[""])
+    import captum_perturbmask
+
+    footer = (
+        f"Written by captum-perturbmask {captum_perturbmask.__version__}. This page is "
+        "self-contained: its style and figures are inside it, it loads nothing."
+    )
+    return page(title, "".join(body), lead=lead, contents=contents, footer=footer)
+
+
+def _check_names(class_names: object, bed: str, multi: bool) -> list[str] | None:
+    if isinstance(class_names, Mapping):
+        class_names = class_names.get(bed)
+    return check_class_names(class_names, f"class_names[{bed!r}]" if multi else "class_names")
+
+
+def write_report(
+    result: EvaluationResult | Mapping[str, EvaluationResult],
+    path: str | os.PathLike,
+    **options: Any,
+) -> Path:
+    """Write the report of an evaluation or a comparison: one self-contained HTML file.
+
+    The page is :func:`report_html`'s (``options`` are its keywords: ``title``, ``about``,
+    ``class_names``, ``inputs``, ``maps``, ``boxes``, ``max_examples``, ``grid_examples``,
+    ``sections``, ``digits``, ``date``), written whole or not at all.
+
+    Args:
+        result: An :class:`~captum_perturbmask.evaluation.EvaluationResult`, or a mapping
+            name -> result.
+        path: The HTML file to write (its folder must exist).
+        **options: Keywords of :func:`report_html`.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        TypeError, ValueError: as :func:`report_html`; nothing is written then.
 
     Example:
         >>> import tempfile, torch
         >>> from captum_perturbmask.evaluation import compare
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3)).eval()
         >>> result = compare(model, torch.rand(2, 3, 4, 4), ["Occlusion"], budget=4, seeds=(0,))
-        >>> path = write_report(result, tempfile.mkdtemp() + "/report.html")
+        >>> path = write_report(result, tempfile.mkdtemp() + "/report.html", max_examples=1)
         >>> text = path.read_text(encoding="utf-8")
-        >>> text.startswith("<!DOCTYPE html>"), 'id="summary"' in text, 'src="http' in text
-        (True, True, False)
+        >>> text.count('<article class="example"'), 'src="http' in text
+        (1, False)
     """
-    text = report_html(
-        result,
-        title=title,
-        about=about,
-        class_names=class_names,
-        inputs=inputs,
-        maps=maps,
-        boxes=boxes,
-        max_examples=max_examples,
-        grid_examples=grid_examples,
-        digits=digits,
-        date=date,
-    )
+    text = report_html(result, **options)
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target

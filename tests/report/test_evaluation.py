@@ -184,6 +184,14 @@ def test_a_result_without_maps_has_its_tables(compared: EvaluationResult) -> Non
     assert len(doc.by_id("examples").find_all("article")) == 3
 
 
+def test_sections_select_the_parts(compared: EvaluationResult) -> None:
+    doc = parse(report_html(compared, sections=("summary", "examples"), max_examples=1))
+    ids = {n.attrs["id"] for n in doc.iter() if "id" in n.attrs}
+    assert {"summary", "examples", "example-0"} <= ids
+    assert not ids & {"configuration", "paired", "curves", "maps", "example-1"}
+    assert len(_decoded_images(doc)) == 2  # one example: its maps and its curves
+
+
 def test_several_results_one_part_each(compared: EvaluationResult, tiny) -> None:
     series = torch.randn(2, 1, 24, generator=torch.Generator().manual_seed(0))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(24, 2)).eval()
@@ -217,4 +225,8 @@ def test_bad_arguments(compared: EvaluationResult, tmp_path: Path) -> None:
         report_html(compared, about=["model"])
     with pytest.raises(TypeError, match="class_names"):
         report_html(compared, class_names="cat")
+    with pytest.raises(ValueError, match="sections"):
+        report_html(compared, sections=["summary", "appendix"])
+    with pytest.raises(ValueError, match="sections"):
+        report_html(compared, sections=[])
     assert not list(tmp_path.iterdir())  # nothing written on a refused call
