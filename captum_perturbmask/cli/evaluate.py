@@ -384,12 +384,10 @@ def _write_report(args: argparse.Namespace, data: Any, result: Any, out: Path) -
     from captum_perturbmask.report import write_report
 
     if args.model in (None, "digits"):
-        named = "the shipped DigitsCNN"
+        result.config["model"] = f"the shipped {result.config['model']}"
     else:
-        named = f"torchvision {args.model}, " + (
-            f"weights {args.weights}" if args.weights else "random init"
-        )
-    result.config["model"] = f"{named}; {result.config['model']}"
+        weights = f"weights {args.weights}" if args.weights else "random init"
+        result.config["model"] = f"torchvision {args.model} ({weights}); {result.config['model']}"
     result.config["data"] = args.data
     names = getattr(data, "classes", None)
     write_report(

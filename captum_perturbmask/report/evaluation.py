@@ -41,9 +41,7 @@ from captum_perturbmask.report.tables import (
 __all__ = ["SECTIONS", "report_html", "write_report"]
 
 #: Resolution of the report's figures (small files; the page scales them to its width).
-REPORT_DPI = 72
-#: Resolution of the mean-curves figure (its labels stay readable at the page's width).
-CURVES_DPI = 90
+REPORT_DPI = 90
 _CONSISTENCY = {c.key for c in CONSISTENCY_COLUMNS}
 #: Caption of the curves figure.
 CURVES = (
@@ -268,7 +266,7 @@ def _bed_sections(
         title = f"Paired differences against {result.reference_method}"
         out.append((f"{prefix}paired", title, f"<ul>{lines}</ul>{paired_table(result, digits)}"))
     if "curves" in want and result.curve_columns():
-        png = viz.png_bytes(result.plot(), dpi=CURVES_DPI)
+        png = viz.png_bytes(result.plot(), dpi=REPORT_DPI)
         cols = " and ".join(c.label for c in result.curve_columns())
         alt = (
             f"Mean {cols} curves of each method (top) and the spread of the per-example areas "
@@ -306,7 +304,7 @@ def _bed_sections(
     if shown:
         intro = (
             f'<p class="note">{escape(_first(shown, n, result.n_examples).capitalize())}'
-            ", each with its own curves and scores.</p>"
+            f", {'each ' if shown > 1 else ''}with its own curves and scores.</p>"
         )
         views = "".join(
             example_view(result, ex, k, runs.get(ex.indices[k], {}), targets, names, digits,
@@ -318,11 +316,18 @@ def _bed_sections(
 
 
 def _first(shown: int, kept: int, total: int) -> str:
-    """``"the first 4 of the 540 examples evaluated"``, or ``"all 8 examples"``."""
+    """``"the first 4 of the 540 examples evaluated"``, or ``"all 8 examples"``.
+
+    Example:
+        >>> print(_first(4, 8, 540), _first(1, 1, 32), _first(8, 8, 8), sep="\\n")
+        the first 4 of the 540 examples evaluated (8 kept)
+        the first of the 32 examples evaluated
+        all 8 examples
+    """
     if shown == total:
         return f"all {total} examples"
     more = "" if kept == shown else f" ({kept} kept)"
-    return f"the first {shown} of the {total} examples evaluated{more}"
+    return f"the first{'' if shown == 1 else f' {shown}'} of the {total} examples evaluated{more}"
 
 
 def _summary_body(result: EvaluationResult, digits: int) -> str:
@@ -414,7 +419,8 @@ def report_html(
         boxes: Evidence boxes :math:`(K, 4)` or spans :math:`(K, 2)` of ``inputs``.
         max_examples: Examples with a view of their own (the first ones kept).
         grid_examples: Rows of the maps grid.
-        sections: The parts to show, among :data:`SECTIONS` (default all).
+        sections: The parts to show, among
+            :data:`~captum_perturbmask.report.evaluation.SECTIONS` (default all).
         digits: Decimals of the tables.
         date: The date shown (default now, UTC).
 

@@ -37,7 +37,7 @@ CONFIG_LABELS = {
     "seeds": "seeds",
     "batch_size": "batch size",
     "metrics": "metrics",
-    "reference": "reference (what removed pixels become)",
+    "reference": "reference (removed pixels become)",
     "confidence": "scored confidence",
     "n_steps": "insertion / deletion steps",
     "step_size": "insertion / deletion pixels per step",
@@ -45,7 +45,7 @@ CONFIG_LABELS = {
     "box_threshold": "saliency box threshold",
     "box_mode": "saliency box mode",
     "pointing_tolerance": "pointing tolerance",
-    "keep_examples": "examples kept with their maps",
+    "keep_examples": "examples kept with maps",
 }
 
 
@@ -74,7 +74,9 @@ def config_rows(result: EvaluationResult) -> list[tuple[str, str]]:
         config.setdefault("reference_method", result.reference_method)
     labels = {**CONFIG_LABELS, "reference_method": "reference method (paired differences)"}
     order = [k for k in labels if k in config] + [k for k in config if k not in labels]
-    return [(labels.get(k, k.replace("_", " ")), value_text(config[k])) for k in order]
+    # a setting left at None takes the metric's own default
+    return [(labels.get(k, k.replace("_", " ")),
+             "default" if config[k] is None else value_text(config[k])) for k in order]  # fmt: skip
 
 
 def environment_rows(date: datetime | None = None) -> list[tuple[str, str]]:

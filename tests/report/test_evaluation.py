@@ -87,7 +87,7 @@ def test_comparison_page(compared: EvaluationResult, tmp_path: Path) -> None:
     assert rows["model name"] == "tiny"
     assert rows["methods"] == "PerturbMask, noise, pixels" and rows["seeds"] == "0, 1"
     assert rows["metrics"] == "insertion, deletion, iou, pointing"
-    assert rows["reference (what removed pixels become)"] == "default"
+    assert rows["reference (removed pixels become)"] == "default"
     assert rows["reference method (paired differences)"] == "PerturbMask"
     assert rows["examples evaluated"] == "3" and rows["model"].startswith("Sequential (")
     assert rows["PyTorch"] == torch.__version__ and rows["written"] == "2026-01-02 03:04 UTC"
