@@ -108,7 +108,7 @@ class HSICAttribution(MaskAttribution):
     Method. :math:`N` binary masks over the cells come from a low-discrepancy design (a Latin
     hypercube by default, as in the paper; each cell kept in half of the masks), are
     upsampled with nearest-neighbour interpolation and move the input toward the baseline
-    where a cell is off. The map is :func:`~.hsic_scores` of the masks and the confidences,
+    where a cell is off. The map is :func:`hsic_scores` of the masks and the confidences,
     upsampled bicubically.
 
     Forward passes per input: ``budget`` (plus one clean pass). The paper's reference setting

@@ -89,7 +89,7 @@ class SobolAttribution(MaskAttribution):
     upsampled to the input with nearest-neighbour interpolation (cells keep hard borders) and
     moves the input toward the baseline, :math:`x' = b + M \odot (x - b)` (the paper's
     "inpainting" perturbation for a zero baseline). The map is Jansen's estimator of the total
-    indices (:func:`~.jansen_total_indices`), upsampled bicubically.
+    indices (:func:`jansen_total_indices`), upsampled bicubically.
 
     Forward passes per input: :math:`N (d + 2)` with :math:`N` = ``budget // (d + 2)``
     (plus one clean pass); a budget below :math:`d + 2` is refused. The paper's setting for
