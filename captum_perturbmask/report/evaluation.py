@@ -154,7 +154,7 @@ def _class_text(target: int | None, names: list[str] | None) -> str:
     return f"class {target}" + (f" ({names[target]})" if names is not None else "")
 
 
-def example_view(
+def _example_view(
     result: EvaluationResult,
     ex: _Examples,
     k: int,
@@ -307,7 +307,7 @@ def _bed_sections(
             f", {'each ' if shown > 1 else ''}with its own curves and scores.</p>"
         )
         views = "".join(
-            example_view(result, ex, k, runs.get(ex.indices[k], {}), targets, names, digits,
+            _example_view(result, ex, k, runs.get(ex.indices[k], {}), targets, names, digits,
                          prefix)
             for k in range(shown)
         )  # fmt: skip
