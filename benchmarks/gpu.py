@@ -75,18 +75,21 @@ def ratio_section(device: torch.device, quick: bool, repeats: int) -> list[str]:
     from captum_perturbmask import RISE, PerturbMask
     from captum_perturbmask.data import load_default_classifier, load_series_classifier
 
-    size = 64 if quick else 224
-    budget = 32 if quick else 400
-    big = 4 if quick else 16
+    size = 32 if quick else 224
+    budget = 16 if quick else 400
+    big = 2 if quick else 16
     r18 = torchvision.models.resnet18(weights=None).eval().to(device)
-    r50 = torchvision.models.resnet50(weights=None).eval().to(device)
+    # the large model: ResNet-50 (ResNet-18 again in a quick run)
+    r50 = r18 if quick else torchvision.models.resnet50(weights=None).eval().to(device)
+    big_name = "ResNet-18" if quick else "ResNet-50"
     digits = load_default_classifier(device)
     series = load_series_classifier("gunpoint", device)
     g = torch.Generator().manual_seed(0)
     one = torch.rand(1, 3, size, size, generator=g).to(device)
     many = torch.rand(big, 3, size, size, generator=g).to(device)
-    dig = torch.rand(16, 3, 64, 64, generator=g).to(device)
-    ser = torch.randn(16, 1, 150, generator=g).to(device)
+    n_small = 4 if quick else 16
+    dig = torch.rand(n_small, 3, 64, 64, generator=g).to(device)
+    ser = torch.randn(n_small, 1, 150, generator=g).to(device)
 
     def pm(x: torch.Tensor, **config: object) -> Callable[[nn.Module], object]:
         return lambda m: PerturbMask(m, **config).attribute(x, target=0, budget=budget, seed=0)
@@ -96,9 +99,9 @@ def ratio_section(device: torch.device, quick: bool, repeats: int) -> list[str]:
         ("ResNet-18, 1 image, PerturbMask (32x32 grid)", r18, pm(one, grid_size=32)),
         ("ResNet-18, 1 image, RISE", r18,
          lambda m: RISE(m).attribute(one, target=0, budget=budget, seed=0)),
-        (f"ResNet-50, {big} images, PerturbMask float32", r50, pm(many)),
-        ("digits CNN, 16 images, PerturbMask", digits, pm(dig)),
-        ("series CNN (GunPoint), 16 series, PerturbMask", series, pm(ser)),
+        (f"{big_name}, {big} images, PerturbMask float32", r50, pm(many)),
+        (f"digits CNN, {n_small} images, PerturbMask", digits, pm(dig)),
+        (f"series CNN (GunPoint), {n_small} series, PerturbMask", series, pm(ser)),
     ]  # fmt: skip
     table = []
     for name, model, run in cases:
@@ -120,7 +123,7 @@ def ratio_section(device: torch.device, quick: bool, repeats: int) -> list[str]:
     with _amp(device):
         got = PerturbMask(r50_cl).attribute(many_cl, target=0, budget=budget, seed=0)
     diff = float((got.float() - ref.float()).abs().max() / ref.float().abs().max())
-    table.append([f"ResNet-50, {big} images, bf16 autocast + channels_last", rows, f"{t16:.3f}",
+    table.append([f"{big_name}, {big} images, bf16 autocast + channels_last", rows, f"{t16:.3f}",
                   f"{b16:.3f}", f"**{t16 / b16:.3f}** (x{t32 / t16:.2f} vs float32; maps "
                   f"within {diff:.1e} of the float32 map's max)"])  # fmt: skip
     print("  ", table[-1], flush=True)
@@ -133,8 +136,9 @@ def sync_section(device: torch.device, quick: bool) -> list[str]:
     from captum_perturbmask.data import load_default_classifier
 
     model = load_default_classifier(device)
-    x = torch.rand(16, 3, 64, 64, generator=torch.Generator().manual_seed(1)).to(device)
-    budgets = (50, 200) if quick else (100, 400, 4000)
+    x = torch.rand(4 if quick else 16, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    x = x.to(device)
+    budgets = (20, 60) if quick else (100, 400, 4000)
     cases = {
         "PerturbMask (6x6)": lambda b: PerturbMask(model).attribute(x, target=0, budget=b, seed=0),
         "PerturbMask (32x32)": lambda b: PerturbMask(model, grid_size=32).attribute(
@@ -162,7 +166,7 @@ def sync_section(device: torch.device, quick: bool) -> list[str]:
             table.append([name, b, counter.forward_calls, f"{counter.outside_per_call:.1f}",
                           counter.syncs, cuda_syncs])  # fmt: skip
             print("  ", table[-1], flush=True)
-    return _rows(table, ["method (16 digits)", "budget", "forward calls",
+    return _rows(table, [f"method ({len(x)} digits)", "budget", "forward calls",
                          "ops outside the model per call", "sync ops (dispatch count)",
                          "syncs (CUDA sync debug mode)"])  # fmt: skip
 
@@ -172,11 +176,11 @@ def memory_section(device: torch.device, quick: bool) -> list[str]:
 
     from captum_perturbmask import PerturbMask
 
-    size = 64 if quick else 224
+    size = 32 if quick else 224
     model = torchvision.models.resnet18(weights=None).eval().to(device)
     x = torch.rand(4, 3, size, size, device=device)
     table = []
-    for budget in (40, 400) if quick else (400, 4000):
+    for budget in (16, 160) if quick else (400, 4000):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -198,14 +202,12 @@ def evaluate_section(device: torch.device, quick: bool) -> list[str]:
     from captum_perturbmask import evaluate
     from captum_perturbmask.data import load_default_classifier, make_digits_clutter
 
-    n = 16 if quick else 540
+    n = 2 if quick else 540
     data = make_digits_clutter("test", n=n)
     model = load_default_classifier()
-    if not callable(evaluate):  # the module, on versions without the evaluation package
-        evaluate = evaluate.evaluate  # type: ignore[attr-defined]
-    budget = 50 if quick else 400
+    budget = 8 if quick else 400
     start = time.perf_counter()
-    evaluate(model, data, budget=budget, device=str(device))
+    evaluate(model, data, budget=budget, device=str(device), batch_size=n if quick else 64)
     seconds = time.perf_counter() - start
     return _rows([[n, budget, f"{seconds:.1f}", f"{n / seconds:.2f}"]],
                  ["digits", "budget", "seconds", "examples/s"])  # fmt: skip

@@ -83,6 +83,7 @@ nitpick_ignore = [
     ("py:class", "torch._C.Generator"),
     ("py:class", "torch.nn.Module"),
     ("py:class", "nn.Module"),  # torch.nn.Module as annotated (``from torch import nn``)
+    ("py:class", "torch.nn.modules.module.Module"),
     ("py:class", "torch.nn.Conv2d"),
     # Captum
     ("py:class", "captum.attr.PerturbationAttribution"),

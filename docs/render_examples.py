@@ -25,6 +25,7 @@ SHOWN = {
     "timeseries.py": ["timeseries.png"],
     "gunpoint.py": ["gunpoint_maps.png", "gunpoint_variations.png"],
     "extending.py": ["extending.md"],
+    "byom.py": ["byom.md"],
 }
 
 

@@ -34,6 +34,7 @@ PUBLIC_MODULES = (
     "captum_perturbmask.viz",
     "captum_perturbmask.report",
     "captum_perturbmask.cli",
+    "captum_perturbmask.loaders",
 )
 _DIRECTIVE = re.compile(
     r"^\s*\.\. (?:auto|py:)?(?:class|function|data|method|exception)::\s+(\S+)", re.M

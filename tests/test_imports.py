@@ -54,7 +54,10 @@ def test_lazy_names() -> None:
     assert captum_perturbmask.PerturbMask is PerturbMask and captum_perturbmask.RISE is RISE
     assert captum_perturbmask.evaluate is evaluate and captum_perturbmask.compare is compare
     assert callable(captum_perturbmask.evaluate)  # the function, not a module
-    public = {"PerturbMask", "RISE", "LatentVariationGenerator", "evaluate", "compare"}
+    public = {
+        "PerturbMask", "RISE", "HSICAttribution", "SobolAttribution", "LatentVariationGenerator",
+        "evaluate", "compare",
+    }  # fmt: skip
     assert set(dir(captum_perturbmask)) == public | {"__version__"}  # nothing private
     assert captum_perturbmask.__version__.count(".") == 2
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

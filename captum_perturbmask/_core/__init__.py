@@ -5,5 +5,6 @@
 * :mod:`~captum_perturbmask._core.random` - seeds and private generators;
 * :mod:`~captum_perturbmask._core.ops` - small tensor operations (blur);
 * :mod:`~captum_perturbmask._core.ranking` - tie-broken orders and ranks of saliency maps;
-* :mod:`~captum_perturbmask._core.captum_compat` - the only importer of Captum's private helpers.
+* :mod:`~captum_perturbmask._core.captum_compat` - the only importer of Captum's private helpers;
+* :mod:`~captum_perturbmask._core.errors` - ``LoadError`` and one-line messages.
 """

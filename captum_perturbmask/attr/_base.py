@@ -35,6 +35,7 @@ from captum_perturbmask.attr._inputs import (
     warn_if_training,
 )
 from captum_perturbmask.attr._loop import (
+    DRAW_BLOCK,
     MaskEvaluator,
     check_perturbations_per_eval,
     resolve_masks_per_call,
@@ -56,6 +57,8 @@ class MaskCall:
     budget: int
     seed: int
     bar: Any
+    #: what the method's :meth:`MaskAttribution._plan` decided for this call
+    plan: Any = None
 
     @property
     def batch(self) -> int:
@@ -65,7 +68,8 @@ class MaskCall:
 class MaskAttribution(PerturbationAttribution):
     """Base of the package's mask methods (not used directly).
 
-    Subclasses set ``confidence`` in ``__init__`` and the class attributes below.
+    Subclasses set ``confidence`` in ``__init__`` and the class attributes below, and write
+    :meth:`_explain` (and :meth:`_plan` when their budget needs more than an int).
     """
 
     #: forward passes per input when ``budget`` is ``None``
@@ -82,6 +86,83 @@ class MaskAttribution(PerturbationAttribution):
     def multiplies_by_inputs(self) -> bool:
         """The map is not multiplied by the inputs (a mask importance, not a contribution)."""
         return False
+
+    @torch.no_grad()
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: Any = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        *,
+        budget: int | str | None = None,
+        perturbations_per_eval: int | str = "auto",
+        show_progress: bool = False,
+        seed: int | None = None,
+    ) -> TensorOrTupleOfTensorsGeneric:
+        r"""The saliency map of ``inputs`` for ``target``.
+
+        The first five arguments are Captum's, in Captum's order (as ``FeatureAblation``);
+        the four after them are keyword-only.
+
+        Args:
+            inputs: tensor or tuple of tensors: :math:`(B, C, H, W)` images,
+                :math:`(B, C, T)` series, or any :math:`(B, *)` tensor (one cell per element).
+            baselines: what masked-off positions become: ``None`` (zeros), a number, a tensor
+                broadcastable to the input (its shape, batch size 1, or no batch dim),
+                ``"blur"`` (Gaussian blur, kernel 11, sigma 5), or a tuple of those.
+            target: Captum target: int, tuple (N-d outputs), tensor, list of ints or tuples.
+                ``None`` explains the predicted class of ``(B, K)`` outputs and the output
+                itself for one value per example.
+            additional_forward_args: extra arguments of ``forward_func`` (tensors whose dim 0
+                is the batch are gathered per perturbed row).
+            feature_mask: integer groups (superpixels, channel segments) broadcastable to the
+                inputs, ids shared across a tuple (Captum convention); replaces the grid.
+            budget: forward passes per input besides the one clean pass (the default and the
+                accepted values are the method's: see the class).
+            perturbations_per_eval: perturbed copies of each example per forward call, as in
+                Captum (a call holds at most ``perturbations_per_eval * B`` rows), or
+                ``"auto"`` (default): on CUDA the largest chunk that fits half the free
+                memory, elsewhere about 64 rows per call. Results do not depend on it.
+            show_progress: show a progress bar over forward calls.
+            seed: seed of the private random generators (bit-reproducible on a device);
+                ``None`` draws a fresh one. The global RNG is never touched.
+
+        Returns:
+            Attributions with exactly the structure, shape, device and dtype of ``inputs``
+            (values repeated over channels for grid inputs). Higher means more important.
+
+        Raises:
+            TypeError: inputs, arguments or model outputs of the wrong type.
+            ValueError: wrong shapes, an empty batch, non-finite inputs or baselines, bad
+                argument values, outputs that do not give one value per example, or NaN/inf
+                outputs.
+            AssertionError, IndexError: an invalid ``target``, as Captum raises it.
+        """
+        checked, per_block, plan = self._plan(budget)
+        call = self._start(
+            inputs, baselines, target, additional_forward_args, feature_mask, checked,
+            perturbations_per_eval, show_progress, seed, per_block,
+        )  # fmt: skip
+        call.plan = plan
+        # masks and estimators in full precision; the model keeps the caller's autocast
+        with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
+            maps, retry = self._explain(call)
+        return self._finish(call, maps, retry)
+
+    def _plan(self, budget: object) -> tuple[Any, Callable[[int], int] | None, Any]:
+        """The budget handed to the checks, the most masks one evaluation holds (as a function
+        of the budget; ``None`` for the whole budget) and anything the method wants in
+        ``call.plan``."""
+        return budget, lambda b: min(b, DRAW_BLOCK), None
+
+    def _explain(
+        self, call: MaskCall
+    ) -> tuple[Sequence[Tensor], Callable[[], Sequence[Tensor]] | None]:
+        """The maps of one set-up call (one per input tensor) and, optionally, a second way
+        to compute them should they not be finite."""
+        raise NotImplementedError
 
     def _start(
         self,

@@ -33,6 +33,7 @@ from captum_perturbmask.attr.estimators import Estimator
 
 DESIGNS = ("random", "sequential", "chain")
 INITIAL_MASKS = ("random", "ones")
+SAMPLERS = ("uniform", "lhs")
 #: Chain steps of ``design="chain"`` when ``n_iter`` is not given.
 DEFAULT_CHAIN_STEPS = 2
 #: Sequential design: the share of the budget drawn before the refit, the top set whose border
@@ -47,7 +48,13 @@ class DesignSettings:
     """The checked knobs of a mask design (see :class:`~captum_perturbmask.PerturbMask`)."""
 
     design: str = "random"
-    keep_prob: float = 0.7
+    #: one keep-probability, or a range ``(lo, hi)``: each mask draws its own, uniformly
+    keep_prob: float | tuple[float, float] = 0.7
+    #: ``"uniform"`` (independent draws) or ``"lhs"`` (each cell's column of a block is a
+    #: stratified Latin-hypercube sample: every cell kept as often as its probabilities say)
+    sampler: str = "uniform"
+    #: multipliers of the grid: the masks of a block are split evenly between the scales
+    scales: tuple[float, ...] = (1.0,)
     n_iter: int = 1
     n1: float = 0.5
     n2: float = 0.5
@@ -138,10 +145,26 @@ def design_calls(budget: int, settings: DesignSettings, masks_per_call: int) -> 
     n_iter, n = split_budget(budget, settings)
     if settings.design == "sequential":
         first = _first_half(n)
-        return planned_calls(block_sizes(first) + block_sizes(n - first), masks_per_call)
+        return planned_calls(
+            _random_evaluations(first, masks_per_call, len(settings.scales))
+            + block_sizes(n - first),
+            masks_per_call,
+        )
     if settings.design == "chain":
         return n_iter * planned_calls(block_sizes(n), masks_per_call)
-    return planned_calls(_groups(n, masks_per_call), masks_per_call)
+    return planned_calls(_random_evaluations(n, masks_per_call, len(settings.scales)),
+                         masks_per_call)  # fmt: skip
+
+
+def _random_evaluations(n: int, masks_per_call: int, scales: int = 1) -> list[int]:
+    """Masks of every evaluation of the random design (per group of blocks and scale)."""
+    out = []
+    for size in _groups(n, masks_per_call):
+        for j in range(scales):
+            m = sum((part + scales - 1 - j) // scales for part in block_sizes(size))
+            if m:
+                out.append(m)
+    return out
 
 
 def _groups(n: int, masks_per_call: int) -> list[int]:
@@ -162,42 +185,108 @@ class DesignRun:
         estimator: Estimator,
         settings: DesignSettings,
         seed: int,
+        scaled: list[MaskDesign] | None = None,
     ) -> None:
         self.evaluate, self.design, self.est = evaluate, design, estimator
+        #: one design per scale (the first is ``design``); all share the feature grid
+        self.designs = scaled or [design]
         self.s, self.seed = settings, seed
         self.device = design.device
         self.shared = bool(getattr(estimator, "shared_features", False))
         self.batch = evaluate.batch
+        self.halves: list[Estimator] = []
 
     def _update(self, score: Tensor, feats: Tensor) -> Tensor:
         conf = self.evaluate.runner.confidence_of(score)
         if feats.dim() == 2 and not self.shared:
             feats = feats.expand(self.batch, *feats.shape)
         self.est.update(feats, conf, score)
+        for half, est in enumerate(self.halves):  # the stop rule's two independent fits
+            f = feats[half::2] if feats.dim() == 2 else feats[:, half::2]
+            est.update(f, conf[:, half::2], score[:, half::2])
         return conf
 
-    def _cells(self, n: int, gen: torch.Generator) -> Tensor:
+    def _cells(self, n: int, gen: torch.Generator, design: MaskDesign | None = None) -> Tensor:
+        """``(n, K)`` on/off cells of ``n`` random masks (``keep_prob``, ``sampler``)."""
+        k = (design or self.design).n_cells
         if self.s.initial_mask == "ones":
-            return torch.ones(n, self.design.n_cells, device=self.device, dtype=torch.bool)
-        draw = torch.rand(n, self.design.n_cells, generator=gen, device=self.device)
-        return draw < self.s.keep_prob
+            return torch.ones(n, k, device=self.device, dtype=torch.bool)
+        draw = torch.rand(n, k, generator=gen, device=self.device)
+        if self.s.sampler == "lhs":  # stratify every column: rank r of n -> [r, r + 1) / n
+            rank = draw.argsort(0).argsort(0)
+            draw = (rank + torch.rand(n, k, generator=gen, device=self.device)) / n
+        keep = self.s.keep_prob
+        if isinstance(keep, tuple):
+            lo, hi = keep
+            keep = lo + (hi - lo) * torch.rand(n, 1, generator=gen, device=self.device)
+        return draw < keep
 
-    def _shifts(self, n: int, gen: torch.Generator) -> Tensor | None:
-        return self.design.sample_shifts(n, gen) if self.s.random_shift else None
+    def _shifts(
+        self, n: int, gen: torch.Generator, design: MaskDesign | None = None
+    ) -> Tensor | None:
+        return (design or self.design).sample_shifts(n, gen) if self.s.random_shift else None
 
     def random(self, n: int, first_block: int = 0) -> None:
-        """``n`` random masks shared by the batch, from draw block ``first_block`` on."""
+        """``n`` random masks shared by the batch, from draw block ``first_block`` on; with
+        several scales, every block's masks are split evenly between them."""
         block = first_block
+        scales = len(self.designs)
         for size in _groups(n, self.evaluate.masks_per_call):
-            cells, shifts = [], []
+            cells: list[list[Tensor]] = [[] for _ in range(scales)]
+            shifts: list[list[Tensor | None]] = [[] for _ in range(scales)]
             for part in block_sizes(size):
                 gen = block_generator(self.seed, block, self.device)
-                shifts.append(self._shifts(part, gen))
-                cells.append(self._cells(part, gen))
+                for j, design in enumerate(self.designs):
+                    m = (part + scales - 1 - j) // scales  # masks of scale j in this block
+                    if m:
+                        shifts[j].append(self._shifts(m, gen, design))
+                        cells[j].append(self._cells(m, gen, design))
                 block += 1
-            sh = None if shifts[0] is None else torch.cat(shifts)  # type: ignore[arg-type]
-            score, feats, _ = self.evaluate(torch.cat(cells), sh)
-            self._update(score, feats)
+            for design, c, sh in zip(self.designs, cells, shifts, strict=True):
+                if not c:
+                    continue
+                shift = None if sh[0] is None else torch.cat(sh)  # type: ignore[arg-type]
+                score, feats, _ = self.evaluate(torch.cat(c), shift, design=design)
+                self._update(score, feats)
+
+    def random_until_stable(
+        self, most: int, laplacian: Tensor, template: Estimator, tolerance: float, top: float
+    ) -> int:
+        """Random masks, block after block, until the map is stable; returns the masks used.
+
+        The masks alternate between two halves, each with its own fit (two independent runs of
+        half the masks); after every block the top ``top`` share of features of the halves'
+        maps are compared, and the run stops once their overlap (intersection over union) is
+        at least ``tolerance`` for every example - the run-to-run consistency of half the
+        masks, so the whole map is at least as consistent - or at ``most`` masks. One host
+        decision per block of :data:`DRAW_BLOCK` masks.
+        """
+        import copy
+
+        self.halves = [copy.deepcopy(template) for _ in range(2)]
+        for est in self.halves:
+            est.reset(self.batch, self.design.n_feat, self.device, self.design.dtype)
+        used = 0
+        for block, size in enumerate(block_sizes(most)):
+            self.random(size, first_block=block)
+            used += size
+            if bool((self._half_overlap(laplacian, top) >= tolerance).all()):
+                break
+        self.halves = []
+        return used
+
+    def _half_overlap(self, laplacian: Tensor, top: float) -> Tensor:
+        """Per example, the intersection over union of the top ``top`` share of positions of
+        the two halves' maps (of the first input tensor, at its resolution)."""
+        maps = [self.design.to_attr(est.solve(laplacian))[0] for est in self.halves]
+        flat = [m.flatten(1) for m in maps]
+        k = max(1, math.ceil(top * flat[0].shape[1]))
+        hits = []
+        for f in flat:
+            mask = torch.zeros_like(f, dtype=torch.bool)
+            hits.append(mask.scatter_(1, f.topk(k, dim=1).indices, True))
+        inter = (hits[0] & hits[1]).sum(1)
+        return inter / (2 * k - inter)
 
     def sequential(self, n: int, laplacian: Tensor) -> None:
         """Half random; the rest drawn per example where the first fit's top set is unsure."""

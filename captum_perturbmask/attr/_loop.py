@@ -161,7 +161,11 @@ class MaskEvaluator:
         )
 
     def __call__(
-        self, cells: Tensor, shifts: Tensor | None, keep_masks: bool = False
+        self,
+        cells: Tensor,
+        shifts: Tensor | None,
+        keep_masks: bool = False,
+        design: MaskDesign | None = None,
     ) -> tuple[Tensor, Tensor, list[Tensor | None] | None]:
         """Evaluate ``R`` masks.
 
@@ -169,17 +173,20 @@ class MaskEvaluator:
             cells: :math:`(R, K)` shared by the batch, or :math:`(B, R, K)` per example.
             shifts: :math:`(R, S)` sub-cell offsets (shared by the batch), or ``None``.
             keep_masks: also return the rendered masks (shared cells only).
+            design: render with this design instead of the evaluator's (another scale of the
+                same inputs, with the same features).
 
         Returns:
             Scores :math:`(B, R)` (see :meth:`TargetForward.score_mask_major`), features
             :math:`(R, F)` (shared) or :math:`(B, R, F)`, and the masks if asked.
         """
-        per_example = cells.dim() == 3 or self.design.per_example_masks
+        design = design or self.design
+        per_example = cells.dim() == 3 or design.per_example_masks
         n = cells.shape[-2]
         mpc = self.masks_per_call
         scores = []
         if not per_example and (keep_masks or n * self.mask_bytes <= RENDER_BYTES):
-            masks, feats = self.design.render(cells, shifts)
+            masks, feats = design.render(cells, shifts)
             masks = [None if m is None else m.to(x.dtype).unsqueeze(1)
                      for m, x in zip(masks, self.x, strict=True)]  # fmt: skip
             for a, b in spans(n, mpc):
@@ -198,7 +205,7 @@ class MaskEvaluator:
             if sh is not None and rows_per_mask > 1:
                 sh = sh.repeat_interleave(rows_per_mask, 0)
             index = self.runner.mask_major_index(r * rows_per_mask) if per_example else None
-            masks, feats = self.design.render(c, sh, index)
+            masks, feats = design.render(c, sh, index)
             masks = [
                 None if m is None else m.to(x.dtype).view(r, rows_per_mask, *m.shape[1:])
                 for m, x in zip(masks, self.x, strict=True)

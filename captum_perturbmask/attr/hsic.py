@@ -9,11 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._core.captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from captum_perturbmask._core.checks import check_choice, check_int, check_size
 from captum_perturbmask._core.forward import ConfidenceType, check_confidence
-from captum_perturbmask.attr._base import MaskAttribution
-from captum_perturbmask.attr._loop import DRAW_BLOCK, block_generator, planned_calls
+from captum_perturbmask.attr._base import MaskAttribution, MaskCall
+from captum_perturbmask.attr._loop import block_generator, planned_calls
 from captum_perturbmask.attr._masks import MaskDesign
 from captum_perturbmask.attr.sobol import sobol_points
 
@@ -108,8 +107,8 @@ class HSICAttribution(MaskAttribution):
     Method. :math:`N` binary masks over the cells come from a low-discrepancy design (a Latin
     hypercube by default, as in the paper; each cell kept in half of the masks), are
     upsampled with nearest-neighbour interpolation and move the input toward the baseline
-    where a cell is off. The map is :func:`hsic_scores` of the masks and the confidences,
-    upsampled bicubically.
+    where a cell is off. The map is :func:`~captum_perturbmask.attr.hsic.hsic_scores` of the
+    masks and the confidences, upsampled bicubically.
 
     Forward passes per input: ``budget`` (plus one clean pass). The paper's reference setting
     is a 7 x 7 grid with 1,500 passes (750 for a cheaper version).
@@ -146,53 +145,11 @@ class HSICAttribution(MaskAttribution):
     def _check_design(self, design: MaskDesign, budget: int) -> None:
         check_int(budget, "budget", 2, MAX_HSIC_BUDGET)
 
-    @torch.no_grad()
-    def attribute(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        baselines: Any = None,
-        target: TargetType = None,
-        additional_forward_args: Any = None,
-        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-        *,
-        budget: int | None = None,
-        perturbations_per_eval: int | str = "auto",
-        show_progress: bool = False,
-        seed: int | None = None,
-    ) -> TensorOrTupleOfTensorsGeneric:
-        r"""HSIC of every cell with the model's confidence, as a map of the inputs' shape.
-
-        Args:
-            inputs: :math:`(B, C, H, W)` images, :math:`(B, C, T)` series or any
-                :math:`(B, *)` tensor, or a tuple of those.
-            baselines: what a removed cell becomes (``None``: zeros, a number, a tensor,
-                ``"blur"``, or a tuple of those).
-            target: Captum target.
-            additional_forward_args: extra arguments of ``forward_func``.
-            feature_mask: integer groups replacing the grid.
-            budget: masks (forward passes) per input, 2 to 50,000 (default 1,500).
-            perturbations_per_eval: masked copies of each example per forward call, or
-                ``"auto"``.
-            show_progress: show a progress bar over forward calls.
-            seed: seed of the design; ``None`` draws a fresh one.
-
-        Returns:
-            Attributions with the structure, shape, device and dtype of ``inputs``.
-
-        Raises:
-            TypeError, ValueError: bad arguments.
-            AssertionError, IndexError: an invalid ``target``, as Captum raises it.
-        """
-        call = self._start(
-            inputs, baselines, target, additional_forward_args, feature_mask, budget,
-            perturbations_per_eval, show_progress, seed, lambda b: min(b, DRAW_BLOCK),
-        )  # fmt: skip
+    def _explain(self, call: MaskCall) -> tuple[list[Tensor], None]:
         design, evaluate = call.design, call.evaluate
         n = call.budget
         call.bar.total = planned_calls([n], evaluate.masks_per_call)
-        with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
-            x = binary_design(n, design.n_cells, self.sampler, call.seed, design.device)
-            score, _, _ = evaluate(x.to(design.dtype), None)
-            y = evaluate.runner.confidence_of(score).to(design.dtype)
-            maps = design.to_attr(hsic_scores(x, y), from_cells=True, smooth="cubic")
-        return self._finish(call, maps)
+        x = binary_design(n, design.n_cells, self.sampler, call.seed, design.device)
+        score, _, _ = evaluate(x.to(design.dtype), None)
+        y = evaluate.runner.confidence_of(score).to(design.dtype)
+        return design.to_attr(hsic_scores(x, y), from_cells=True, smooth="cubic"), None

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._core.captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from captum_perturbmask._core.checks import (
     MAX_BUDGET,
     check_bool,
@@ -21,23 +20,30 @@ from captum_perturbmask._core.checks import (
     check_size,
 )
 from captum_perturbmask._core.forward import ConfidenceType, check_confidence
-from captum_perturbmask.attr._base import MaskAttribution
+from captum_perturbmask.attr._base import MaskAttribution, MaskCall
 from captum_perturbmask.attr._designs import (
     DEFAULT_CHAIN_STEPS,
     DESIGNS,
     INITIAL_MASKS,
+    SAMPLERS,
     DesignRun,
     DesignSettings,
     design_calls,
     split_budget,
 )
 from captum_perturbmask.attr._loop import DRAW_BLOCK
+from captum_perturbmask.attr._masks import GridPart, MaskDesign
 from captum_perturbmask.attr.estimators import AverageEstimator, Estimator, RegressionEstimator
 
 VARIANTS = ("adaptive", "literal")
 #: Default cells per side of the mask grid on images, and the regression's smoothness weight.
 DEFAULT_IMAGE_GRID = 6
 DEFAULT_ETA = 10.0
+#: ``budget="auto"``: most masks, the top share of the map compared, and the overlap at which
+#: the two halves' maps count as stable.
+AUTO_MAX_BUDGET = 4000
+AUTO_TOP = 0.05
+AUTO_TOLERANCE = 0.9
 #: The literal reading's grid and total-variation weight.
 LITERAL_IMAGE_GRID = 8
 LITERAL_ETA = 0.05
@@ -119,7 +125,15 @@ class PerturbMask(MaskAttribution):
         fine_grid_size: cells of the regression features (default ``2 * grid_size``).
         design: ``"random"`` (default), ``"sequential"`` (regression estimator only) or
             ``"chain"`` (the only design of ``variant="literal"``).
-        keep_prob: probability that a cell of a random mask (or of M_0) is on.
+        keep_prob: probability that a cell of a random mask (or of M_0) is on, or a range
+            ``(lo, hi)``: every mask draws its own keep-probability uniformly in it (a
+            mixture of mostly-off and mostly-on contexts).
+        sampler: ``"uniform"`` (independent cells) or ``"lhs"`` (every cell's column of a
+            block of masks is a stratified Latin-hypercube sample, as in the HSIC method's
+            design: each cell is kept as often as its probabilities say, with less noise).
+        scales: multipliers of ``grid_size`` (random and sequential designs on one image or
+            series tensor): the masks are split evenly between grids of these sizes, all
+            fitted on the same features, e.g. ``(0.5, 1, 2)``.
         eta: weight of the total-variation term V (default 10.0, the regression's smoothness
             prior; 0.05 for ``variant="literal"``). Set it on the estimator when passing one.
         estimator: ``"regression"`` (default,
@@ -150,7 +164,9 @@ class PerturbMask(MaskAttribution):
         grid_size: int | Sequence[int] | None = None,
         fine_grid_size: int | Sequence[int] | None = None,
         design: str = "random",
-        keep_prob: float = 0.7,
+        keep_prob: float | tuple[float, float] = 0.7,
+        sampler: str = "uniform",
+        scales: Sequence[float] = (1.0,),
         eta: float | None = None,
         estimator: str | Estimator = "regression",
         variant: str = "adaptive",
@@ -199,7 +215,9 @@ class PerturbMask(MaskAttribution):
         self.eta = eta
         self.settings = DesignSettings(
             design=design,
-            keep_prob=check_fraction(keep_prob, "keep_prob"),
+            keep_prob=_check_keep(keep_prob),
+            sampler=check_choice(sampler, "sampler", SAMPLERS),
+            scales=_check_scales(scales),
             n_iter=(n_iter or DEFAULT_CHAIN_STEPS) if design == "chain" else 1,
             n1=check_fraction(n1, "n1"),
             n2=check_fraction(n2, "n2"),
@@ -207,93 +225,87 @@ class PerturbMask(MaskAttribution):
             random_shift=check_bool(random_shift, "random_shift"),
         )
 
-    @torch.no_grad()
-    def attribute(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        baselines: Any = None,
-        target: TargetType = None,
-        additional_forward_args: Any = None,
-        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-        *,
-        budget: int | None = None,
-        perturbations_per_eval: int | str = "auto",
-        show_progress: bool = False,
-        seed: int | None = None,
-    ) -> TensorOrTupleOfTensorsGeneric:
-        r"""Estimate the saliency map of ``inputs`` for ``target``.
-
-        The first five arguments are Captum's, in Captum's order (as ``FeatureAblation``);
-        the four after them are keyword-only.
-
-        Args:
-            inputs: tensor or tuple of tensors: :math:`(B, C, H, W)` images,
-                :math:`(B, C, T)` series, or any :math:`(B, *)` tensor (one cell per element).
-            baselines: what masked-off positions become: ``None`` (zeros), a number, a tensor
-                broadcastable to the input (its shape, batch size 1, or no batch dim),
-                ``"blur"`` (Gaussian blur, kernel 11, sigma 5), or a tuple of those.
-            target: Captum target: int, tuple (N-d outputs), tensor, list of ints or tuples.
-                ``None`` explains the predicted class of ``(B, K)`` outputs and the output
-                itself for one value per example.
-            additional_forward_args: extra arguments of ``forward_func`` (tensors whose dim 0
-                is the batch are gathered per perturbed row).
-            feature_mask: integer groups (superpixels, channel segments) broadcastable to the
-                inputs, ids shared across a tuple (Captum convention); replaces the grid.
-            budget: forward passes per input (default 400), besides the one clean pass.
-            perturbations_per_eval: perturbed copies of each example per forward call, as in
-                Captum (a call holds at most ``perturbations_per_eval * B`` rows), or
-                ``"auto"`` (default): on CUDA the largest chunk that fits half the free
-                memory, elsewhere about 64 rows per call. Results do not depend on it.
-            show_progress: show a progress bar over forward calls.
-            seed: seed of the private random generators (bit-reproducible on a device);
-                ``None`` draws a fresh one. The global RNG is never touched.
-
-        Returns:
-            Attributions with exactly the structure, shape, device and dtype of ``inputs``
-            (values repeated over channels for grid inputs). Higher means more important.
-
-        Raises:
-            TypeError: inputs, arguments or model outputs of the wrong type.
-            ValueError: wrong shapes, an empty batch, non-finite inputs or baselines, bad
-                argument values, outputs that do not give one value per example, or NaN/inf
-                outputs.
-            AssertionError, IndexError: an invalid ``target``, as Captum raises it.
-        """
+    def _plan(self, budget: object) -> tuple[Any, Any, Any]:
+        auto = isinstance(budget, str)
+        if auto and (budget != "auto" or self.settings.design != "random"
+                     or self.variant != "adaptive"):  # fmt: skip
+            raise ValueError(
+                "`budget` must be a positive int, or 'auto' with design='random' (the adaptive "
+                f"variant); got budget={budget!r} with design={self.settings.design!r}"
+            )
+        if auto:
+            return AUTO_MAX_BUDGET, lambda b: DRAW_BLOCK, True
         per_block = None if self.settings.design == "random" else (lambda b: min(b, DRAW_BLOCK))
-        call = self._start(
-            inputs, baselines, target, additional_forward_args, feature_mask, budget,
-            perturbations_per_eval, show_progress, seed, per_block,
-        )  # fmt: skip
+        return budget, per_block, False
+
+    def _explain(self, call: MaskCall) -> tuple[list[Tensor], Any]:
         masks, evaluate = call.design, call.evaluate
         n_iter, n_masks = split_budget(call.budget, self.settings)
         call.bar.total = design_calls(call.budget, self.settings, evaluate.masks_per_call)
-        # masks and estimators in full precision; the model keeps the caller's autocast
-        with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
-            if self.variant == "literal":
-                from captum_perturbmask.attr._literal import literal_attribution
+        self.last_budget = n_iter * n_masks
+        if self.variant == "literal":
+            from captum_perturbmask.attr._literal import literal_attribution
 
-                eta = LITERAL_ETA if self.eta is None else self.eta
-                maps = literal_attribution(
-                    evaluate, masks, call.p0, self.settings, n_iter, n_masks, eta, call.seed
-                )
-                return self._finish(call, maps)
-            est = _make_estimator(self.estimator, DEFAULT_ETA if self.eta is None else self.eta)
-            est.reset(call.batch, masks.n_feat, masks.device, masks.dtype)
-            run = DesignRun(evaluate, masks, est, self.settings, call.seed)
-            lap = masks.laplacian()
-            if self.settings.design == "chain":
-                run.chain(n_iter, n_masks)
-            elif self.settings.design == "sequential":
-                run.sequential(n_masks, lap)
-            else:
-                run.random(n_masks)
-            maps = masks.to_attr(est.solve(lap))
+            eta = LITERAL_ETA if self.eta is None else self.eta
+            maps = literal_attribution(
+                evaluate, masks, call.p0, self.settings, n_iter, n_masks, eta, call.seed
+            )
+            return maps, None
+        est = _make_estimator(self.estimator, DEFAULT_ETA if self.eta is None else self.eta)
+        est.reset(call.batch, masks.n_feat, masks.device, masks.dtype)
+        scaled = _scaled_designs(masks, call.inputs, self.settings.scales)
+        run = DesignRun(evaluate, masks, est, self.settings, call.seed, scaled)
+        lap = masks.laplacian()
+        if call.plan:  # budget="auto"
+            self.last_budget = run.random_until_stable(
+                AUTO_MAX_BUDGET, lap, est, AUTO_TOLERANCE, AUTO_TOP
+            )
+        elif self.settings.design == "chain":
+            run.chain(n_iter, n_masks)
+        elif self.settings.design == "sequential":
+            run.sequential(n_masks, lap)
+        else:
+            run.random(n_masks)
 
         def exact() -> list[Tensor]:  # a failed float32 factorisation: solve in float64
-            est.solve_dtype = torch.float64  # type: ignore[union-attr]
+            est.solve_dtype = torch.float64  # type: ignore[attr-defined]
             return masks.to_attr(est.solve(lap, exact=True))  # type: ignore[call-arg]
 
-        return self._finish(call, maps, exact if isinstance(est, RegressionEstimator) else None)
+        retry = exact if isinstance(est, RegressionEstimator) else None
+        return masks.to_attr(est.solve(lap)), retry
+
+
+def _check_keep(keep: object) -> float | tuple[float, float]:
+    if isinstance(keep, (tuple, list)):
+        if len(keep) != 2:
+            raise ValueError(f"`keep_prob` as a range must be (lo, hi), got {keep!r}")
+        lo = check_fraction(keep[0], "keep_prob")
+        hi = check_fraction(keep[1], "keep_prob")
+        if lo > hi:
+            raise ValueError(f"`keep_prob` range must have lo <= hi, got {keep!r}")
+        return (lo, hi)
+    return check_fraction(keep, "keep_prob")
+
+
+def _check_scales(scales: object) -> tuple[float, ...]:
+    if not isinstance(scales, (tuple, list)) or not scales:
+        raise TypeError(f"`scales` must be a non-empty tuple of numbers, got {scales!r}")
+    return tuple(check_float(v, "scales", 0.0, low_open=True) for v in scales)
+
+
+def _scaled_designs(
+    base: MaskDesign, inputs: tuple[Tensor, ...], scales: tuple[float, ...]
+) -> list[MaskDesign] | None:
+    """One design per scale with the base design's features, for one grid tensor."""
+    if scales == (1.0,) or len(base.parts) != 1 or not isinstance(base.parts[0], GridPart):
+        return None
+    part = base.parts[0]
+    designs = []
+    for scale in scales:
+        grid = tuple(max(1, round(g * scale)) for g in part.grid)
+        same = grid == part.grid
+        designs.append(base if same else MaskDesign(inputs, None, grid, part.fine, base.dtype))
+    return designs
 
 
 def _check_estimator(estimator: object) -> str | Estimator:

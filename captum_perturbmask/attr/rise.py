@@ -8,12 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._core.captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from captum_perturbmask._core.checks import check_choice, check_fraction, check_size
 from captum_perturbmask._core.forward import ConfidenceType, check_confidence
-from captum_perturbmask.attr._base import MaskAttribution
+from captum_perturbmask.attr._base import MaskAttribution, MaskCall
 from captum_perturbmask.attr._loop import (
-    DRAW_BLOCK,
     MaskEvaluator,
     block_generator,
     block_sizes,
@@ -84,57 +82,10 @@ class RISE(MaskAttribution):
         """``"RISE"`` (Captum would spell the acronym out letter by letter)."""
         return "RISE"
 
-    @torch.no_grad()
-    def attribute(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        baselines: Any = None,
-        target: TargetType = None,
-        additional_forward_args: Any = None,
-        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-        *,
-        budget: int | None = None,
-        perturbations_per_eval: int | str = "auto",
-        show_progress: bool = False,
-        seed: int | None = None,
-    ) -> TensorOrTupleOfTensorsGeneric:
-        r"""Compute RISE saliency maps.
-
-        The first five arguments are Captum's, in Captum's order; the rest are keyword-only.
-
-        Args:
-            inputs: tensor or tuple of tensors: :math:`(B, C, H, W)`, :math:`(B, C, T)` or any
-                :math:`(B, *)` tensor.
-            baselines: value of masked-off positions: ``None`` (zeros), a number, a tensor,
-                ``"blur"`` or a tuple of those.
-            target: Captum target; ``None`` explains the predicted class of ``(B, K)`` outputs.
-            additional_forward_args: extra arguments of ``forward_func`` (Captum convention).
-            feature_mask: integer groups replacing the grid (each group kept with ``keep_prob``).
-            budget: N, random masks (forward passes) per input; default 4000.
-            perturbations_per_eval: masked copies of each example per forward call (Captum's
-                meaning: at most ``perturbations_per_eval * B`` rows) or ``"auto"`` (default,
-                as in :meth:`PerturbMask.attribute`).
-            show_progress: show a progress bar over forward calls.
-            seed: seed of the private generators; ``None`` draws a fresh one.
-
-        Returns:
-            Attributions with the structure, shape, device and dtype of ``inputs``.
-
-        Raises:
-            TypeError: inputs, arguments or outputs of the wrong type.
-            ValueError: wrong shapes, an empty batch, non-finite inputs or bad argument values.
-            AssertionError, IndexError: an invalid ``target``, exactly as Captum raises it.
-        """
-        call = self._start(
-            inputs, baselines, target, additional_forward_args, feature_mask, budget,
-            perturbations_per_eval, show_progress, seed, lambda b: min(b, DRAW_BLOCK),
-        )  # fmt: skip
+    def _explain(self, call: MaskCall) -> tuple[list[Tensor], None]:
         sizes = block_sizes(call.budget)
         call.bar.total = planned_calls(sizes, call.evaluate.masks_per_call)
-        # masks and sums in full precision; the model keeps the caller's autocast
-        with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
-            maps = self._accumulate(call.evaluate, call.design, call.inputs, sizes, call.seed)
-        return self._finish(call, maps)
+        return self._accumulate(call.evaluate, call.design, call.inputs, sizes, call.seed), None
 
     def _accumulate(
         self, evaluate: MaskEvaluator, design: MaskDesign, inputs_t: tuple[Tensor, ...],

@@ -8,10 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_perturbmask._core.captum_compat import TargetType, TensorOrTupleOfTensorsGeneric
 from captum_perturbmask._core.checks import check_size
 from captum_perturbmask._core.forward import ConfidenceType, check_confidence
-from captum_perturbmask.attr._base import MaskAttribution
+from captum_perturbmask.attr._base import MaskAttribution, MaskCall
 from captum_perturbmask.attr._loop import DRAW_BLOCK, block_seed, planned_calls
 from captum_perturbmask.attr._masks import MaskDesign
 
@@ -89,7 +88,7 @@ class SobolAttribution(MaskAttribution):
     upsampled to the input with nearest-neighbour interpolation (cells keep hard borders) and
     moves the input toward the baseline, :math:`x' = b + M \odot (x - b)` (the paper's
     "inpainting" perturbation for a zero baseline). The map is Jansen's estimator of the total
-    indices (:func:`jansen_total_indices`), upsampled bicubically.
+    indices (:func:`~captum_perturbmask.attr.sobol.jansen_total_indices`), upsampled bicubically.
 
     Forward passes per input: :math:`N (d + 2)` with :math:`N` = ``budget // (d + 2)``
     (plus one clean pass); a budget below :math:`d + 2` is refused. The paper's setting for
@@ -130,47 +129,7 @@ class SobolAttribution(MaskAttribution):
                 "with N >= 1); raise the budget or lower `grid_size`"
             )
 
-    @torch.no_grad()
-    def attribute(
-        self,
-        inputs: TensorOrTupleOfTensorsGeneric,
-        baselines: Any = None,
-        target: TargetType = None,
-        additional_forward_args: Any = None,
-        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
-        *,
-        budget: int | None = None,
-        perturbations_per_eval: int | str = "auto",
-        show_progress: bool = False,
-        seed: int | None = None,
-    ) -> TensorOrTupleOfTensorsGeneric:
-        r"""Total Sobol indices of the cells, as a map of the inputs' shape.
-
-        Args:
-            inputs: :math:`(B, C, H, W)` images, :math:`(B, C, T)` series or any
-                :math:`(B, *)` tensor (one cell per element), or a tuple of those.
-            baselines: what a cell becomes when its mask value is 0 (``None``: zeros, a number,
-                a tensor, ``"blur"``, or a tuple of those).
-            target: Captum target.
-            additional_forward_args: extra arguments of ``forward_func``.
-            feature_mask: integer groups replacing the grid.
-            budget: forward passes per input, at least cells + 2 (default 400).
-            perturbations_per_eval: masked copies of each example per forward call, or
-                ``"auto"``.
-            show_progress: show a progress bar over forward calls.
-            seed: seed of the scrambling; ``None`` draws a fresh one.
-
-        Returns:
-            Attributions with the structure, shape, device and dtype of ``inputs``.
-
-        Raises:
-            TypeError, ValueError: bad arguments (a budget below cells + 2 included).
-            AssertionError, IndexError: an invalid ``target``, as Captum raises it.
-        """
-        call = self._start(
-            inputs, baselines, target, additional_forward_args, feature_mask, budget,
-            perturbations_per_eval, show_progress, seed, lambda b: min(b, DRAW_BLOCK),
-        )  # fmt: skip
+    def _explain(self, call: MaskCall) -> tuple[list[Tensor], None]:
         design, evaluate = call.design, call.evaluate
         d = design.n_cells
         n = call.budget // (d + 2)
@@ -178,18 +137,16 @@ class SobolAttribution(MaskAttribution):
         groups = [(i, min(i + per, d)) for i in range(0, d, per)]
         sizes = [2 * n] + [(e - s) * n for s, e in groups]
         call.bar.total = planned_calls(sizes, evaluate.masks_per_call)
-        with torch.autocast(call.runner.autocast[0], enabled=False):  # type: ignore[index]
-            a, b = sobol_design(n, d, call.seed, design.device)
-            a, b = a.to(design.dtype), b.to(design.dtype)
-            f_ab, _, _ = evaluate(torch.cat([a, b]), None)
-            f_a = evaluate.runner.confidence_of(f_ab[:, :n])
-            f_c = []
-            for s, e in groups:
-                cols = torch.arange(s, e, device=design.device)
-                c = a.expand(e - s, n, d).clone()  # C^(i): A with column i from B
-                c[torch.arange(e - s, device=design.device), :, cols] = b[:, cols].mT
-                score, _, _ = evaluate(c.reshape(-1, d), None)
-                f_c.append(evaluate.runner.confidence_of(score).view(call.batch, e - s, n))
-            total = jansen_total_indices(f_a, torch.cat(f_c, 1))
-            maps = design.to_attr(total, from_cells=True, smooth="cubic")
-        return self._finish(call, maps)
+        a, b = sobol_design(n, d, call.seed, design.device)
+        a, b = a.to(design.dtype), b.to(design.dtype)
+        f_ab, _, _ = evaluate(torch.cat([a, b]), None)
+        f_a = evaluate.runner.confidence_of(f_ab[:, :n])
+        f_c = []
+        for s, e in groups:
+            cols = torch.arange(s, e, device=design.device)
+            c = a.expand(e - s, n, d).clone()  # C^(i): A with column i from B
+            c[torch.arange(e - s, device=design.device), :, cols] = b[:, cols].mT
+            score, _, _ = evaluate(c.reshape(-1, d), None)
+            f_c.append(evaluate.runner.confidence_of(score).view(call.batch, e - s, n))
+        total = jansen_total_indices(f_a, torch.cat(f_c, 1))
+        return design.to_attr(total, from_cells=True, smooth="cubic"), None

@@ -12,8 +12,11 @@ Three commands, each a thin layer over the library:
     ``planted_maps.png``, ``metrics.md``, ``metrics.csv`` and ``variations.png``.
 
 ``explain`` (``captum_perturbmask.cli.explain``)
-    Explains one PNG/JPEG image with a torchvision classifier and writes ``saliency.png`` and
-    ``saliency.pt`` (the map in the image's own pixel coordinates).
+    Explains images (a file, folders, glob patterns; batched) with any model
+    :func:`~captum_perturbmask.loaders.load_model` loads and any registered method, and writes
+    ``saliency.png`` and ``saliency.pt`` for one image file, or a figure and a map per image
+    with ``index.html`` and ``index.json`` (the layout is in the module's docstring); every map
+    is in its image's own pixel coordinates.
 
 ``evaluate`` (``captum_perturbmask.cli.evaluate``)
     Scores saliency methods over a whole dataset (the shipped digits, a folder of images or an
@@ -52,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
         description="Perturbation-mask saliency (Thakur & Fischmeister) with Captum: a "
-        "reproducible offline demo, a one-image explainer and a dataset-scale evaluation.",
+        "reproducible offline demo, an explainer of images with any model and a dataset-scale "
+        "evaluation.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(

@@ -18,6 +18,7 @@ from captum_perturbmask.cli._common import (
     MAX_DEMO_IMAGES,
     MAX_SEEDS,
     MAX_SERIES,
+    announced_seed,
     budget_list,
     int_range,
     say,
@@ -277,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     table = compare(
         classifier,
         images,
-        logged(methods, say),
+        logged(methods, say, announced_seed(seeds)),
         target=labels,
         boxes=boxes,
         budget=budget,

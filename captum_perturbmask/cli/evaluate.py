@@ -1,12 +1,14 @@
 """``captum-perturbmask evaluate``: score saliency methods over a whole dataset.
 
 A thin layer over :func:`captum_perturbmask.evaluation.evaluate`: it builds the dataset
-(``digits``, a folder of images, or an ``.npz`` file) and the model (the shipped one or a
-torchvision classifier with a local weights file), picks the methods and metrics by name from
+(``digits``, a folder of images or an ``.npz`` file, through :mod:`captum_perturbmask.loaders`)
+and the model (:func:`~captum_perturbmask.loaders.load_model`: the shipped one, a torchvision
+name, an exported or scripted file, a factory, timm or Hugging Face), checks that the model
+takes the data (one forward pass) before any work, picks the methods and metrics by name from
 the registries (:data:`~captum_perturbmask.evaluation.methods.METHODS`,
-:data:`~captum_perturbmask.evaluation.scoring.METRICS`), and writes the records, the summary and its
-figures into ``--out``. Under ``torchrun`` every rank runs this command on its own shard and
-rank 0 writes the summary.
+:data:`~captum_perturbmask.evaluation.scoring.METRICS`), and writes the records, the summary
+and its figures into ``--out``. Under ``torchrun`` every rank runs this command on its own
+shard and rank 0 writes the summary.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from captum_perturbmask.cli._common import (
+    LOADER_FLAGS,
     MAX_BATCH,
     MAX_SEEDS,
     MAX_SIZE,
@@ -24,90 +27,22 @@ from captum_perturbmask.cli._common import (
     CLIError,
     first_sentence,
     int_range,
+    load_cli_model,
+    loader_errors,
     prepare_out,
     say,
 )
 
-if TYPE_CHECKING:
-    from torch import nn
 
+def _folder(path: str, size: int) -> Any:
+    from captum_perturbmask.loaders.datasets import ImageFolderDataset
 
-class _Npz:
-    """Items of an ``.npz`` file: ``inputs`` and optional ``targets`` and ``boxes`` (a
-    map-style dataset: ``len`` and indexing)."""
-
-    def __init__(self, path: str) -> None:
-        import numpy as np
-        import torch
-
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as err:
-            raise CLIError(f"cannot read --data {path}: {first_sentence(err)}") from None
-        if "inputs" not in arrays:
-            raise CLIError(
-                f"--data {path} must hold an array 'inputs' (N, C, H, W) or (N, C, T), and "
-                f"optionally 'targets' (N,) and 'boxes' (N, 4) / spans (N, 2); it holds "
-                f"{sorted(arrays)}"
-            )
-        self.inputs = torch.as_tensor(arrays["inputs"]).float()
-        n = self.inputs.shape[0]
-        if self.inputs.dim() not in (3, 4) or n == 0:
-            raise CLIError(
-                f"--data {path}: 'inputs' must be (N, C, H, W) or (N, C, T), got "
-                f"{tuple(self.inputs.shape)}"
-            )
-        self.targets = None
-        if "targets" in arrays:
-            self.targets = torch.as_tensor(arrays["targets"]).long().reshape(-1)
-            if self.targets.numel() != n:
-                raise CLIError(f"--data {path}: 'targets' must have {n} entries")
-        self.boxes = None
-        if "boxes" in arrays:
-            self.boxes = torch.as_tensor(arrays["boxes"]).double()
-            width = 4 if self.inputs.dim() == 4 else 2
-            if tuple(self.boxes.shape) != (n, width):
-                raise CLIError(
-                    f"--data {path}: 'boxes' must be ({n}, {width}), got {tuple(self.boxes.shape)}"
-                )
-
-    def __len__(self) -> int:
-        return int(self.inputs.shape[0])
-
-    def __getitem__(self, i: int) -> tuple[Any, ...]:
-        target = None if self.targets is None else int(self.targets[i])
-        if self.boxes is None:
-            return self.inputs[i], target
-        return self.inputs[i], target, self.boxes[i]
-
-
-def _folder(path: str, size: int, predicted: bool) -> Any:
-    import torch
-    from torchvision import datasets
-    from torchvision.transforms import v2
-
-    transform = v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(size, antialias=True),
-            v2.CenterCrop(size),
-            v2.ToDtype(torch.float32, scale=True),
-        ]
-    )
-    try:
-        data = datasets.ImageFolder(path, transform=transform)
-    except (FileNotFoundError, OSError) as err:
-        raise CLIError(
-            f"cannot read the image folder --data {path}: {first_sentence(err)}"
-        ) from None
+    with loader_errors():
+        data = ImageFolderDataset(path, size)
     say(
         f"{len(data)} images in {len(data.classes)} class folders; resized to {size} px on the "
-        f"shorter side and centre-cropped to {size} x {size}, ImageNet normalisation inside "
-        "the model"
+        f"shorter side and centre-cropped to {size} x {size}"
     )
-    if predicted:
-        return _Predicted(data)
     return data
 
 
@@ -133,30 +68,95 @@ def _dataset(args: argparse.Namespace) -> tuple[Any, str]:
         return make_digits_clutter("test", seed=args.seed), "digits"
     path = Path(args.data)
     if path.is_dir():
-        return _folder(args.data, args.size, args.predicted), "images"
-    if path.is_file() and path.suffix == ".npz":
-        data = _Npz(args.data)
-        return (_Predicted(data) if args.predicted else data), "npz"
-    raise CLIError(
-        f"--data must be 'digits', a folder of class subfolders of images, or an .npz file; "
-        f"{args.data!r} is none of these"
-    )
+        data, kind = _folder(args.data, args.size), "images"
+    elif path.is_file() and path.suffix.lower() == ".npz":
+        from captum_perturbmask.loaders.datasets import NpzDataset
+
+        with loader_errors():
+            data, kind = NpzDataset(args.data), "npz"
+    else:
+        what = "does not exist" if not path.exists() else "is neither a folder nor an .npz file"
+        raise CLIError(
+            f"--data must be 'digits', a folder of class subfolders of images, or an .npz file; "
+            f"{args.data!r} {what}"
+        )
+    return (_Predicted(data) if args.predicted else data), kind
 
 
-def _model(args: argparse.Namespace, kind: str) -> nn.Module:
-    if args.model == "digits" or (args.model is None and kind == "digits"):
-        from captum_perturbmask.data import load_default_classifier
+def _model(args: argparse.Namespace, kind: str) -> Any:
+    """The model of ``--model`` (the shipped digits classifier by default for the digits)."""
+    spec = args.model
+    if spec is None:
+        if kind != "digits":
+            raise CLIError(
+                "--model is needed for this --data: a torchvision name, a .pt2 or TorchScript "
+                "file, package.module:factory, timm:NAME, hf:FOLDER or 'digits'"
+            )
+        spec = "digits"
+    model, _ = load_cli_model(args, spec)
+    return model
 
-        return load_default_classifier()
-    if args.model is None:
-        raise CLIError("--model is needed for this --data (a torchvision model name or 'digits')")
-    from torch import nn
-    from torchvision.transforms import v2
 
-    from captum_perturbmask.cli.explain import IMAGENET_MEAN, IMAGENET_STD, build_model
+def _item_error(err: Exception) -> str:
+    from captum_perturbmask.loaders import LoadError
 
-    model, _ = build_model(args.model, args.weights, args.num_classes)
-    return nn.Sequential(v2.Normalize(IMAGENET_MEAN, IMAGENET_STD), model).eval()
+    if isinstance(err, LoadError):
+        return f"{LOADER_FLAGS.get(err.argument, err.argument)} {err.detail}"
+    return first_sentence(err)
+
+
+def _first_item(data: Any, n: int, skip: bool) -> tuple[Any, ...]:
+    """The first item that loads: the first item, or with ``--skip-errors`` the first of
+    those that load."""
+    from captum_perturbmask.evaluation.data import check_item
+    from captum_perturbmask.loaders import LoadError
+
+    first_error = None
+    for index in range(n):
+        try:
+            return check_item(data[index], index)
+        except (ValueError, TypeError, OSError) as err:  # LoadError is a ValueError
+            if not skip:
+                where = "" if isinstance(err, LoadError) else f"--data item {index}: "
+                raise CLIError(
+                    f"{where}{_item_error(err)}; --skip-errors records such items and goes on"
+                ) from None
+            first_error = first_error or _item_error(err)
+    raise CLIError(f"none of the {n} items of --data could be read; the first: {first_error}")
+
+
+def _check_fit(model: Any, first: Any, data: Any, args: argparse.Namespace) -> None:
+    """The model takes the data's inputs and has a class for every target, or one line."""
+    from captum_perturbmask.loaders import LoadError
+    from captum_perturbmask.loaders.models import probe_model
+
+    x = first.unsqueeze(0).to(args.device or "cpu")
+    label = args.model or "digits"
+    try:
+        logits = probe_model(model, x, label)
+    except LoadError as err:
+        hint = ""
+        if x.dim() == 3:
+            hint = "; --data holds series (N, C, T): the model must take series"
+        elif x.dim() == 4:
+            hint = f"; --data holds {x.shape[1]}-channel images (N, C, H, W)"
+        with loader_errors():
+            raise LoadError(err.argument, err.detail + hint) from None
+    classes = logits.shape[1]
+    inner = getattr(data, "data", data)  # under _Predicted, the targets do not count
+    if inner is not data:
+        return
+    targets = getattr(inner, "targets", None)
+    top = None
+    if isinstance(targets, list) or hasattr(targets, "max"):
+        top = int(max(targets)) if len(targets) else None
+    if hasattr(inner, "classes") and isinstance(inner.classes, list):
+        top = len(inner.classes) - 1
+    if top is not None and classes > 1 and top >= classes:
+        raise CLIError(
+            f"--data {args.data} has class {top} but --model {label} has {classes} outputs "
+            f"(classes 0..{classes - 1}); pass --num-classes, other --weights or --predicted"
+        )
 
 
 def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentParser]]) -> None:
@@ -171,11 +171,12 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
         "into --out. Resumable (--resume); under `torchrun --nproc_per_node N -m "
         "captum_perturbmask evaluate ...` every rank takes a shard and rank 0 writes the summary.",
         parents=parents(
-            "--model", "--weights", "--num-classes", "--budget", "--seed", "--device",
-            "--threads", "--out",
+            "--model", "--weights", "--num-classes", "--normalize", "--budget", "--seed",
+            "--device", "--threads", "--skip-errors", "--out",
             model={
-                "help": "'digits' (the shipped classifier, the default for --data digits) or a "
-                "torchvision classification model name",
+                "help": "the classifier: 'digits' (the shipped one, the default for --data "
+                "digits), a torchvision name, a .pt2 (torch.export) or TorchScript file, "
+                "package.module:factory, timm:NAME or hf:FOLDER",
             },
             device={
                 "help": "torch device of the model and the inputs (default cpu; cuda:LOCAL_RANK "
@@ -267,29 +268,53 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
     evaluate.add_argument(
         "--resume", action="store_true", help="continue the records already in --out"
     )
-    evaluate.add_argument(
-        "--skip-errors",
-        action="store_true",
-        help="record a failing example or method and go on (default: stop)",
-    )
     evaluate.set_defaults(command="evaluate")
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; see :func:`add_parser` for the arguments."""
     from captum_perturbmask.evaluation.distributed import Distributed
+    from captum_perturbmask.loaders import LoadError
 
     if not 0.0 <= args.box_threshold <= 1.0:
         raise CLIError(f"--box-threshold must be in [0, 1], got {args.box_threshold}")
+    reference = _reference(args.reference)
     data, kind = _dataset(args)
     model = _model(args, kind)
     n = len(data) if args.n_examples is None else min(args.n_examples, len(data))
+    first = _first_item(data, n, args.skip_errors)[0]
+    _check_fit(model, first, data, args)
+    created = not Path(args.out).exists()
     out = prepare_out(args.out)
     dist = Distributed()  # under torchrun: every rank decides on rank 0's view of --out
     try:
-        return _evaluate(args, data, model, n, out, dist)
+        return _evaluate(args, data, model, first, n, out, dist, reference)
+    except LoadError as err:  # an item that cannot be read, without --skip-errors
+        _drop_if_empty(out, created, dist)
+        raise CLIError(
+            f"{_item_error(err)}; --skip-errors records such items and goes on"
+        ) from None
+    except (ValueError, TypeError, RuntimeError) as err:  # the model or a method failed
+        _drop_if_empty(out, created, dist)
+        raise CLIError(
+            f"evaluation stopped: {first_sentence(err)}; --skip-errors records failing items "
+            "and goes on"
+        ) from None
+    except CLIError:
+        _drop_if_empty(out, created, dist)
+        raise
     finally:
         dist.close()
+
+
+def _drop_if_empty(out: Path, created: bool, dist: Any) -> None:
+    """Remove the ``--out`` this run created when it failed before recording any example
+    (the records of finished batches stay, for ``--resume``)."""
+    import shutil
+
+    records = [p for p in out.glob("records-rank*.jsonl") if p.stat().st_size > 0]
+    if created and dist.rank == 0 and not records:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _names(wanted: list[str] | None, registered: list[str], flag: str) -> list[str] | None:
@@ -319,9 +344,9 @@ def _reference(value: str) -> str | float:
 
 
 def _evaluate(
-    args: argparse.Namespace, data: Any, model: nn.Module, n: int, out: Path, dist: Any
-) -> int:
-    from captum_perturbmask._core.devices import resolve_device
+    args: argparse.Namespace, data: Any, model: Any, first: Any, n: int, out: Path, dist: Any,
+    reference: str | float,
+) -> int:  # fmt: skip
     from captum_perturbmask.evaluation import METHODS, METRICS, evaluate, read_records
     from captum_perturbmask.evaluation.methods import data_kind
 
@@ -331,17 +356,10 @@ def _evaluate(
             f"--out {args.out} already holds records; pass --resume to continue them or choose "
             "another folder"
         )
-    first = data[0][0]
     kind = data_kind(first.unsqueeze(0), "--data")
     usable = [name for name, m in METHODS.items() if kind in m.data]
     methods = _names(args.methods, usable, "--methods")
     metrics = _names(args.metrics, list(METRICS), "--metrics")
-    reference = _reference(args.reference)
-    if args.device is not None:
-        try:
-            resolve_device(args.device, "--device")
-        except (TypeError, ValueError) as err:
-            raise CLIError(str(err).replace("`--device`", "--device")) from None
     shown = methods or [n for n in usable if kind in METHODS[n].default]
     rank = dist.rank
     if rank == 0:
@@ -383,13 +401,13 @@ def _write_report(args: argparse.Namespace, data: Any, result: Any, out: Path) -
     """``report.html``: the run's page, with the model and data named as on the command line."""
     from captum_perturbmask.report import write_report
 
+    weights = f", weights {args.weights}" if args.weights else ""
     if args.model in (None, "digits"):
-        result.config["model"] = f"the shipped {result.config['model']}"
+        result.config["model"] = f"the shipped {result.config['model']}{weights}"
     else:
-        weights = f"weights {args.weights}" if args.weights else "random init"
-        result.config["model"] = f"torchvision {args.model} ({weights}); {result.config['model']}"
+        result.config["model"] = f"{args.model}{weights}; {result.config['model']}"
     result.config["data"] = args.data
-    names = getattr(data, "classes", None)
+    names = getattr(getattr(data, "data", data), "classes", None)
     write_report(
         result,
         out / "report.html",

@@ -1,22 +1,34 @@
-"""``captum-perturbmask explain``: one image, one torchvision classifier, one saliency map.
+"""``captum-perturbmask explain``: saliency maps of images (one file, folders, glob patterns)
+with any classifier :func:`~captum_perturbmask.loaders.load_model` loads.
 
-A thin layer over the library: the image is resized with its aspect ratio kept (never
-cropped), :class:`~torchvision.transforms.v2.Normalize` becomes the model's first layer (so the
-map lives in pixel space), :class:`~captum_perturbmask.PerturbMask` or
-:class:`~captum_perturbmask.RISE` runs at ``--budget`` forward passes, and the map is resized
-back to the image's own :math:`H \\times W` for ``saliency.pt`` and ``saliency.png``
-(:func:`~captum_perturbmask.viz.plot_explanation`).
+Each image is resized with its aspect ratio kept (never cropped; ``--pad`` fits it into a
+square instead), the model's normalisation is its first layer (so the map lives in pixel
+space), a method of the registry (:data:`~captum_perturbmask.evaluation.METHODS`) explains up
+to ``--batch-size`` images of the same input size per call, and each map is resized back to
+its image's own :math:`H \\times W`.
+
+Output folder (``--out``), written whole or not at all (staged in a hidden folder, moved into
+place when every image is done):
+
+* one image file given (``explain photo.jpg``): ``saliency.png`` (the figure) and
+  ``saliency.pt`` (the map, an :math:`(H, W)` float tensor in the image's pixels);
+* several images (several files, a folder - its subfolders too - or a glob pattern):
+  ``figures/NAME.png`` and ``maps/NAME.pt`` per image (``NAME``: the image's path relative to
+  the images' common folder, ``/`` as ``__``, without its suffix), ``index.html`` (a page
+  linking every figure, with the explained and predicted class and the confidence) and
+  ``index.json`` (the same as data: a list of ``{"image", "figure", "map", "target",
+  "target_name", "predicted", "predicted_name", "confidence", "method", "budget", "seed",
+  "status", "error"}``, ``status`` ``"ok"`` or ``"failed"`` with ``--skip-errors``).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import io
-import pickle
+import json
+import os
 import time
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,67 +36,29 @@ from captum_perturbmask.cli._common import (
     MAX_BATCH,
     MAX_SIZE,
     MIN_SIZE,
-    PROG,
     CLIError,
+    StagedFolder,
     check_targets,
     file_path,
     first_sentence,
+    fit_class_names,
     int_range,
+    load_cli_model,
+    loader_errors,
     prepare_out,
     say,
-    text_kind,
-    write_files,
 )
 
 if TYPE_CHECKING:
-    from torch import Tensor, nn
+    from torch import Tensor
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Largest image accepted, in pixels (a 50-megapixel RGB image is 150 MB as bytes; larger
-#: ones are refused before their pixels are decoded).
-MAX_PIXELS = 50_000_000
-DEFAULT_NUM_CLASSES = 1000
+#: The fill of ``--pad`` when the model has no normalisation layer (mid grey).
+PAD_FILL = (0.5, 0.5, 0.5)
 
 
 # ------------------------------------------------------------------------------------------
-# Image
+# Images
 # ------------------------------------------------------------------------------------------
-def load_image(path: str) -> Tensor:
-    """Read a PNG/JPEG as an RGB ``uint8`` tensor :math:`(3, H, W)`, refusing huge images."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2 import functional as TF
-
-    file = Path(path)
-    if not file.exists():
-        raise CLIError(f"image {path} does not exist")
-    if not file.is_file():
-        raise CLIError(f"image {path} is not a file")
-    limit = f"{MAX_PIXELS / 1e6:g} megapixels"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise CLIError(
-                        f"image {path} is {width}x{height} ({width * height / 1e6:.0f} "
-                        f"megapixels), more than the {limit} explain accepts; downscale it first"
-                    )
-                img.load()
-                rgb = img if img.mode == "RGB" else img.convert("RGB")
-                pixels = TF.pil_to_tensor(rgb)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise CLIError(
-            f"refusing image {path}: more than {limit} ({first_sentence(err)})"
-        ) from None
-    except UnidentifiedImageError:
-        raise CLIError(f"cannot read image {path}: not a PNG, JPEG or other image") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
-        raise CLIError(f"cannot read image {path}: corrupt or truncated image ({err})") from None
-    return pixels
-
-
 def resized_size(height: int, width: int, size: int, pad: bool) -> tuple[int, int]:
     """The model's input size for an image: the shorter side ``size`` (the longer one at most
     :data:`~captum_perturbmask.cli.MAX_SIZE`), or with ``pad`` the longer side ``size``."""
@@ -95,10 +69,12 @@ def resized_size(height: int, width: int, size: int, pad: bool) -> tuple[int, in
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def preprocess(image: Tensor, size: int, pad: bool) -> tuple[Tensor, tuple[int, int, int, int]]:
+def preprocess(
+    image: Tensor, size: int, pad: bool, fill: tuple[float, ...] = PAD_FILL
+) -> tuple[Tensor, tuple[int, int, int, int]]:
     """Resize (aspect ratio kept, antialiased) and, with ``pad``, centre in a square filled with
-    the normalisation mean; returns :math:`(1, 3, h, w)` in :math:`[0, 1]` and the image's
-    region ``(top, left, height, width)`` in it."""
+    ``fill`` (the normalisation mean); returns :math:`(1, 3, h, w)` in :math:`[0, 1]` and the
+    image's region ``(top, left, height, width)`` in it."""
     import torch
     from torchvision.transforms.v2 import functional as TF
 
@@ -106,216 +82,17 @@ def preprocess(image: Tensor, size: int, pad: bool) -> tuple[Tensor, tuple[int, 
     x = TF.to_dtype(TF.resize(image, [h, w], antialias=True), torch.float32, scale=True)
     if not pad:
         return x.unsqueeze(0), (0, 0, h, w)
-    canvas = torch.tensor(IMAGENET_MEAN).view(3, 1, 1).repeat(1, size, size)
+    canvas = torch.tensor(fill, dtype=torch.float32).view(3, 1, 1).repeat(1, size, size)
     top, left = (size - h) // 2, (size - w) // 2
     canvas[:, top : top + h, left : left + w] = x
     return canvas.unsqueeze(0), (top, left, h, w)
 
 
-# ------------------------------------------------------------------------------------------
-# Model and weights
-# ------------------------------------------------------------------------------------------
-def _classification_models() -> list[str]:
-    from torchvision import models
-
-    return sorted(models.list_models(module=models))
-
-
-def _min_input_size(name: str) -> tuple[int, int] | None:
-    """The smallest input the architecture takes, from torchvision's weight metadata."""
-    from torchvision import models
-
-    try:
-        return tuple(models.get_model_weights(name).DEFAULT.meta["min_size"])  # type: ignore[return-value]
-    except (KeyError, ValueError, AttributeError):
-        return None
-
-
-def _sniff_checkpoint(file: Path) -> str | None:
-    """``None`` when ``file`` may be a torch.save checkpoint, else what it looks like."""
-    with open(file, "rb") as fh:
-        head = fh.read(4096)
-    if not head:
-        return "it is empty"
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # zip, or a pickle (legacy)
-        return None
-    if head[8:10] == b'{"':
-        return "it looks like a safetensors file (load it with safetensors.torch.load_file)"
-    kind = text_kind(head)
-    if kind is not None:
-        return f"it holds {kind}"
-    return "it is neither a zip archive nor a pickle, the two formats of torch.save"
-
-
-def _unwrap_state_dict(obj: Any, path: str) -> dict[str, Tensor]:
-    from torch import Tensor
-    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
-
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model_state_dict", "model"):
-            inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner:
-                obj = inner
-                break
-    if (
-        not isinstance(obj, Mapping)
-        or not obj
-        or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
-    ):
-        kind = type(obj).__name__
-        raise CLIError(
-            f"weights file {path} is not a state dict (a mapping of parameter names to tensors, "
-            f"as saved by torch.save(model.state_dict(), ...)); it holds a {kind}"
-        )
-    sd = dict(obj)
-    consume_prefix_in_state_dict_if_present(sd, "module.")  # saved from DataParallel
-    return sd
-
-
-def _file_class_count(
-    name: str, num_classes: int, own: Mapping[str, Tensor], sd: Mapping[str, Tensor]
-) -> int | None:
-    """The class count of the file's head when that is the only difference, else ``None``.
-
-    The head is found by building the architecture (on the meta device: no memory) with one
-    class more and seeing which parameter shapes change, and where.
-    """
-    import torch
-    from torchvision import models
-
-    try:
-        with torch.device("meta"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            other = models.get_model(name, weights=None, num_classes=num_classes + 1).state_dict()
-    except Exception:  # an architecture that cannot be built on meta: no hint
-        return None
-    counts = set()
-    for key, param in own.items():
-        mine, theirs = tuple(param.shape), tuple(sd[key].shape)
-        if mine == theirs:
-            continue
-        if len(theirs) != len(mine) or len(other[key].shape) != len(mine):
-            return None
-        head = [d for d, (a, b) in enumerate(zip(mine, other[key].shape, strict=True)) if a != b]
-        if not head:
-            return None
-        if any(theirs[d] != mine[d] for d in range(len(mine)) if d not in head):
-            return None
-        counts.update(theirs[d] for d in head)
-    return counts.pop() if len(counts) == 1 else None
-
-
-def load_state_dict(model: nn.Module, name: str, path: str, num_classes: int) -> None:
-    """Load a local state dict into ``model``; one clear :class:`CLIError` when it cannot."""
-    import torch
-
-    file = Path(path)
-    if not file.is_file():
-        where = "" if not file.exists() else " as a file"
-        raise CLIError(f"weights file {path} does not exist{where}")
-    problem = _sniff_checkpoint(file)
-    if problem is not None:
-        raise CLIError(
-            f"weights file {path} is not a torch.save checkpoint: {problem}; save the weights "
-            "with torch.save(model.state_dict(), path)"
-        )
-    try:  # weights_only: a pickle that would run code is refused, never executed
-        with warnings.catch_warnings():  # e.g. "pickle protocol 100" of a damaged file
-            warnings.simplefilter("ignore")
-            obj = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):
-            raise CLIError(
-                f"weights file {path} is not a plain state dict (it holds pickled objects, e.g. "
-                "a whole model, which are not loaded); save model.state_dict() instead"
-            ) from None
-        raise CLIError(
-            f"cannot read weights file {path}: not a file saved with torch.save (corrupt?)"
-        ) from None
-    except Exception as err:  # a damaged file can fail in many ways inside the unpickler
-        raise CLIError(
-            f"cannot read weights file {path}: not a file saved with torch.save "
-            f"({first_sentence(err)})"
-        ) from None
-    sd = _unwrap_state_dict(obj, path)
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    mismatched = [k for k in own if k in sd and sd[k].shape != own[k].shape]
-
-    def some(keys: list[str]) -> str:
-        return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
-
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys ({some(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({some(unexpected)})")
-    if mismatched:
-        shapes = [
-            f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched
-        ]
-        problems.append(f"{len(mismatched)} shape mismatches ({some(shapes)})")
-    if problems:
-        hint = ""
-        if mismatched and not missing and not unexpected:
-            count = _file_class_count(name, num_classes, own, sd)
-            if count is not None and count >= 2:
-                hint = f"; the file's head has {count} classes: pass --num-classes {count}"
-        raise CLIError(
-            f"weights file {path} does not fit model {name}: " + "; ".join(problems) + hint
-        )
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as err:  # e.g. dtype trouble not caught above
-        raise CLIError(
-            f"weights file {path} does not fit model {name}: {first_sentence(err)}"
-        ) from None
-
-
-def build_model(
-    name: str, weights: str | None, num_classes: int | None
-) -> tuple[nn.Module, list[str] | None]:
-    """The torchvision classifier ``name`` with its weights, and its class names if known."""
-    from torchvision import models
-
-    available = _classification_models()
-    if name not in available and name in models.list_models():
-        raise CLIError(f"{name!r} is not a classification model; explain needs a classifier")
-    if name not in available:
-        close = difflib.get_close_matches(name, available, n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise CLIError(
-            f"unknown model {name!r}; {hint}choose a torchvision classification model "
-            f"({', '.join(available[:6])}, ... {len(available)} in all)"
-        )
-    if weights == "DEFAULT":
-        if num_classes is not None:
-            raise CLIError("--num-classes cannot be combined with --weights DEFAULT")
-        try:
-            model = models.get_model(name, weights="DEFAULT")
-        except (OSError, RuntimeError, ValueError) as err:  # URLError is an OSError
-            raise CLIError(
-                f"cannot fetch the default weights of {name} (internet needed): {err}"
-            ) from None
-        return model, models.get_model_weights(name).DEFAULT.meta.get("categories")
-    classes = DEFAULT_NUM_CLASSES if num_classes is None else num_classes
-    with warnings.catch_warnings():  # e.g. inception's "weights init will change" notice
-        warnings.simplefilter("ignore")
-        model = models.get_model(name, weights=None, num_classes=classes)
-    if weights is None:
-        say(
-            f"{PROG}: warning: no --weights given; {name} has random weights, so the map "
-            "explains an untrained network"
-        )
-    else:
-        load_state_dict(model, name, weights, classes)
-    return model, None
-
-
-def _check_input_size(name: str, image: Tensor, args: argparse.Namespace) -> None:
+def _check_input_size(spec: Any, image: Tensor, args: argparse.Namespace) -> None:
     """Refuse an input smaller than the architecture takes; say which --size would do."""
-    minimum = _min_input_size(name)
+    from captum_perturbmask.loaders.models import min_input_size
+
+    minimum = min_input_size(spec)
     if minimum is None:
         return
 
@@ -329,7 +106,7 @@ def _check_input_size(name: str, image: Tensor, args: argparse.Namespace) -> Non
     top_h, top_w = model_input(high)
     if top_h < minimum[0] or top_w < minimum[1]:
         raise CLIError(
-            f"{name} needs inputs of at least {minimum[0]}x{minimum[1]} pixels, but this "
+            f"{spec} needs inputs of at least {minimum[0]}x{minimum[1]} pixels, but this "
             f"image's aspect ratio gives {top_h}x{top_w} at most; crop it or pass --pad"
         )
     while low < high:  # the smallest --size that fits
@@ -337,9 +114,26 @@ def _check_input_size(name: str, image: Tensor, args: argparse.Namespace) -> Non
         mh, mw = model_input(mid)
         low, high = (mid + 1, high) if mh < minimum[0] or mw < minimum[1] else (low, mid)
     raise CLIError(
-        f"{name} needs inputs of at least {minimum[0]}x{minimum[1]} pixels, the model's input "
+        f"{spec} needs inputs of at least {minimum[0]}x{minimum[1]} pixels, the model's input "
         f"would be {h}x{w}: pass --size {low} or more"
     )
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """A distinct file name stem per image: its path relative to the images' common folder,
+    ``/`` as ``__``, without its suffix (with it, ``.`` as ``_``, where two would clash).
+
+    Example:
+        >>> output_names([Path("a/cat/1.png"), Path("a/dog/1.png"), Path("a/dog/1.jpg")])
+        ['cat__1', 'dog__1_png', 'dog__1_jpg']
+    """
+    parents = [os.path.abspath(p.parent) for p in paths]
+    root = os.path.commonpath(parents) if parents else ""
+    rel = [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p in paths]
+    stems = [r.rsplit(".", 1)[0] if "." in Path(r).name else r for r in rel]
+    clash = {s for s in stems if stems.count(s) > 1}
+    names = [(r.replace(".", "_") if s in clash else s) for r, s in zip(rel, stems, strict=True)]
+    return [n.replace("/", "__") for n in names]
 
 
 # ------------------------------------------------------------------------------------------
@@ -349,28 +143,46 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
     """The ``explain`` subcommand."""
     explain = subparsers.add_parser(
         "explain",
-        help="explain one image with a torchvision classifier",
-        description="Explain a PNG/JPEG image with a torchvision classification model; write "
-        "saliency.png (overlay) and saliency.pt (the (H, W) map, in the image's pixels) into "
-        "--out. The image is resized with its aspect ratio kept, never cropped.",
+        help="explain images with any classifier (torchvision, torch.export, TorchScript, "
+        "module:factory, timm, Hugging Face)",
+        description="Explain images (files, folders, glob patterns) with a classifier and a "
+        "saliency method of the registry. One image: saliency.png (figure) and saliency.pt "
+        "(the (H, W) map, in the image's pixels) in --out; several: figures/*.png, maps/*.pt, "
+        "index.html and index.json. Images are resized with their aspect ratio kept, never "
+        "cropped.",
         parents=parents(
-            "--model", "--weights", "--num-classes", "--budget", "--seed", "--device",
-            "--threads", "--out",
+            "--model", "--weights", "--num-classes", "--class-names", "--normalize", "--budget",
+            "--seed", "--device", "--threads", "--skip-errors", "--out",
             model={
                 "default": "resnet50",
-                "help": "torchvision classification model name (default resnet50)",
+                "metavar": "MODEL",
+                "help": "the classifier (default resnet50): a torchvision name, a .pt2 "
+                "(torch.export) or TorchScript file, package.module:factory, timm:NAME or "
+                "hf:FOLDER",
             },
         ),
     )  # fmt: skip
-    explain.add_argument("image", type=file_path, metavar="IMAGE", help="PNG or JPEG file")
+    explain.add_argument(
+        "images",
+        nargs="+",
+        type=file_path,
+        metavar="IMAGE",
+        help="image files (PNG, JPEG, ...), folders of images or glob patterns ('shots/*.jpg')",
+    )
     explain.add_argument(
         "--target",
-        type=int,
         default=None,
         metavar="K",
-        help="class to explain (default: the predicted class)",
+        help="class to explain, an index or a class name (default: each image's predicted class)",
     )
-    explain.add_argument("--method", choices=("perturbmask", "rise"), default="perturbmask")
+    explain.add_argument(
+        "--method",
+        type=str.lower,
+        default="perturbmask",
+        metavar="METHOD",
+        help="a registered method for images, any case: perturbmask (default), rise, gradcam, "
+        "lime, occlusion, ... (a name that is not registered lists those that are)",
+    )
     explain.add_argument(
         "--size",
         type=int_range(MIN_SIZE, MAX_SIZE),
@@ -387,109 +199,337 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
     explain.add_argument(
         "--batch-size",
         type=int_range(1, MAX_BATCH),
+        default=8,
+        help="images explained together, per call of the method (those of the same input "
+        "size; default 8)",
+    )
+    explain.add_argument(
+        "--forward-batch-size",
+        type=int_range(1, MAX_BATCH),
         default=32,
-        help="perturbed images per forward batch (default 32)",
+        metavar="ROWS",
+        help="rows per forward call of the model: memory, not the result (default 32)",
     )
     explain.set_defaults(command="explain")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Explain one image; see :func:`add_parser` for the arguments."""
-    import torch
-    import torch.nn.functional as F
+def _normalization(model: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """Mean and std of the model's first layer when it is a ``Normalize`` of three channels."""
     from torch import nn
-    from torchvision.transforms.v2 import Normalize
 
-    from captum_perturbmask import viz
-    from captum_perturbmask._core.forward import CountForwards
-    from captum_perturbmask.attr import RISE, PerturbMask
+    from captum_perturbmask.loaders.wrappers import Normalize
+
+    first = model[0] if isinstance(model, nn.Sequential) and len(model) else None
+    if isinstance(first, Normalize) and first.mean.numel() == 3:
+        return (
+            tuple(round(float(v), 6) for v in first.mean.flatten()),
+            tuple(round(float(v), 6) for v in first.std.flatten()),
+        )
+    return None
+
+
+def _target(text: str | None, names: list[str] | None, classes: int) -> int | None:
+    """``--target`` as a class index (a name is looked up in the class names)."""
+    if text is None:
+        return None
+    try:
+        target = int(text, 10)
+    except ValueError:
+        if names and text in names:
+            return names.index(text)
+        known = "" if not names else f" (class names: {', '.join(names[:5])}, ...)"
+        raise CLIError(
+            f"--target {text!r} is neither a class index nor a class name{known}"
+        ) from None
+    if not 0 <= target < classes:
+        raise CLIError(
+            f"--target {target} is out of range: the model has {classes} classes (0..{classes - 1})"
+        )
+    return target
+
+
+class _Item:
+    """One image on its way: its pixels, model input, region in it, and the result."""
+
+    def __init__(self, index: int, path: Path, name: str) -> None:
+        self.index, self.path, self.name = index, path, name
+        self.image: Any = None
+        self.x: Any = None
+        self.region = (0, 0, 0, 0)
+        self.record: dict[str, Any] = {"image": str(path), "status": "ok", "error": None}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Explain the images; see :func:`add_parser` for the arguments."""
+    import torch
+
+    from captum_perturbmask.evaluation import METHODS
+    from captum_perturbmask.loaders import LoadError
+    from captum_perturbmask.loaders.images import find_images, load_image
+    from captum_perturbmask.loaders.models import probe_model
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise CLIError(f"--out {args.out} exists and is not a directory")
-    image = load_image(args.image)
-    height, width = image.shape[1:]
-    model, categories = build_model(args.model, args.weights, args.num_classes)
-    _check_input_size(args.model, image, args)
-    x, (top, left, h, w) = preprocess(image, args.size, args.pad)
-    device = args.device or torch.device("cpu")
-    wrapped = nn.Sequential(Normalize(IMAGENET_MEAN, IMAGENET_STD), model).eval().to(device)
-    x = x.to(device)
-    try:
-        with torch.no_grad():
-            logits = wrapped(x)
-    except (RuntimeError, ValueError, AssertionError) as err:  # e.g. ViT's size assertion
-        shape = f"{x.shape[2]}x{x.shape[3]}"
-        if "alloc" in str(err).lower() or "memory" in str(err).lower():
-            raise CLIError(
-                f"out of memory running {args.model} on a {shape} image; pass a smaller --size"
-            ) from None
-        hint = ""
-        if x.shape[2] != x.shape[3]:
-            hint = "; if the model needs square inputs, pass --pad (and its --size)"
+    usable = {n.lower(): n for n, m in METHODS.items() if "images" in m.data}
+    if args.method not in usable:
         raise CLIError(
-            f"{args.model} cannot classify a {shape} image ({first_sentence(err)}){hint}"
-        ) from None
-    if logits.ndim != 2:
-        raise CLIError(f"{args.model} returned outputs of shape {tuple(logits.shape)}, not logits")
-    n_classes = logits.shape[1]
-    if args.target is None:
-        target = int(logits.argmax(1))
-    elif not 0 <= args.target < n_classes:
-        raise CLIError(
-            f"--target {args.target} is out of range: {args.model} has {n_classes} "
-            f"classes (0..{n_classes - 1})"
+            f"--method {args.method} is not a registered method for images; choose from "
+            f"{', '.join(usable)}"
         )
-    else:
-        target = args.target
-    confidence = float(torch.softmax(logits.double(), 1)[0, target])
-    names = categories if categories and len(categories) == n_classes else None
-    label = f" ({names[target]})" if names else ""
+    method = usable[args.method]
+    with loader_errors():
+        paths = find_images(args.images)
+    single = len(args.images) == 1 and Path(args.images[0]).is_file()
+    items = [
+        _Item(i, p, n) for i, (p, n) in enumerate(zip(paths, output_names(paths), strict=True))
+    ]
+    first = items[0]
+    with loader_errors():
+        first.image = load_image(first.path) if single else None
+    model, names = load_cli_model(args, args.model)
+    stats = _normalization(model)
+    fill = stats[0] if stats else PAD_FILL
+    device = args.device or torch.device("cpu")
 
+    def prepare(item: _Item) -> None:
+        if item.image is None:
+            with loader_errors():
+                item.image = load_image(item.path)
+        _check_input_size(args.model, item.image, args)
+        x, item.region = preprocess(item.image, args.size, args.pad, fill)
+        item.x = x.to(device)
+
+    def readable(item: _Item) -> bool:
+        try:
+            prepare(item)
+        except CLIError as err:
+            if single:
+                raise
+            if not args.skip_errors:
+                raise CLIError(f"{err}; --skip-errors records such images and goes on") from None
+            item.record.update(status="failed", error=str(err))
+            say(f"skipped {item.path}: {err}")
+            return False
+        return True
+
+    # the first readable image tells the model's output (and checks that it runs)
+    probe_item = next((item for item in items if readable(item)), None)
+    if probe_item is None:
+        raise CLIError(f"none of the {len(items)} images could be read; the first: "
+                       f"{items[0].record['error']}")  # fmt: skip
+    try:
+        logits = probe_model(model, probe_item.x, str(args.model))
+    except LoadError as err:
+        if "out of memory" in err.detail:
+            raise CLIError(
+                f"out of memory running {args.model} on a {probe_item.x.shape[2]}x"
+                f"{probe_item.x.shape[3]} image; pass a smaller --size"
+            ) from None
+        with loader_errors():
+            raise
+    classes = logits.shape[1]
+    names = fit_class_names(names, classes, args)
+    target = _target(args.target, names, classes)
+
+    created = not Path(args.out).exists()
     out = prepare_out(args.out)
-    check_targets([out / "saliency.png", out / "saliency.pt"])
-    padded = f", padded to {x.shape[2]}x{x.shape[3]} with the mean colour" if args.pad else ""
+    layout = ["saliency.png", "saliency.pt"] if single else ["index.html", "index.json"]
+    check_targets([out / name for name in layout])
+    if single:
+        _describe(first, stats, args)
+    settings = dict(model=model, method=method, target=target, names=names, args=args)
+    start = time.perf_counter()
+    rows = 0
+    with StagedFolder(out, created) as staged:
+        for batch in _batches(items, readable, args):
+            rows += _explain_batch(batch, staged, single, settings)
+        if not single:
+            staged.add("index.html", index_html([i.record for i in items], method, args))
+            staged.add("index.json", json.dumps([i.record for i in items], indent=1) + "\n")
+        written = staged.commit()
+    seconds = time.perf_counter() - start
+    failed = [i for i in items if i.record["status"] != "ok"]
+    if single:
+        record = first.record
+        label = f" ({record['target_name']})" if record["target_name"] else ""
+        print(f"target: {record['target']}{label}")
+        print(f"confidence: {record['confidence']:.4f}")
+        print(f"wrote {written[0]} and {written[1]} ({rows} forward passes, {seconds:.1f} s)")
+    else:
+        print(
+            f"wrote {len(items) - len(failed)} figures and maps, index.html and index.json to "
+            f"{out} ({rows} forward passes, {seconds:.1f} s)"
+            + (f"; {len(failed)} images failed (see index.json)" if failed else "")
+        )
+    return 0
+
+
+def _describe(item: _Item, stats: Any, args: argparse.Namespace) -> None:
+    """The one-image preprocessing line."""
+    height, width = item.image.shape[1:]
+    top, left, h, w = item.region
+    padded = (
+        f", padded to {item.x.shape[2]}x{item.x.shape[3]} with the mean colour" if args.pad else ""
+    )
+    norm = (
+        f"normalised with mean {stats[0]} and std {stats[1]} as the model's first layer"
+        if stats
+        else "not normalised (the model takes pixels in [0, 1])"
+    )
     print(
         f"preprocessing: resized {height}x{width} -> {h}x{w} (antialiased; aspect ratio kept, "
-        f"nothing cropped){padded}; normalised with mean {IMAGENET_MEAN} and std "
-        f"{IMAGENET_STD} as the model's first layer; the map is resized back to {height}x{width}"
-    )
-    say(
-        f"explaining class {target}{label} of {args.model} with {args.method} "
-        f"({args.budget} forward passes, {x.shape[2]}x{x.shape[3]} input)"
-    )
-    method = PerturbMask(wrapped) if args.method == "perturbmask" else RISE(wrapped)
-    start = time.perf_counter()
-    with CountForwards(wrapped) as counter:
-        attr = method.attribute(
-            x,
-            target=target,
-            budget=args.budget,
-            seed=args.seed,
-            perturbations_per_eval=args.batch_size,
-            show_progress=True,
-        )
-    seconds = time.perf_counter() - start
-    # channels share the mask: (h, w), then the image's own pixels (H, W)
-    saliency = attr[0].detach().float().mean(0)[top : top + h, left : left + w]
-    saliency = (
-        F.interpolate(saliency[None, None], size=(height, width), mode="bilinear", antialias=True)[
-            0, 0
-        ]
-        .cpu()
-        .contiguous()
+        f"nothing cropped){padded}; {norm}; the map is resized back to {height}x{width}"
     )
 
-    method_name = {"perturbmask": "PerturbMask", "rise": "RISE"}[args.method]
+
+def _batches(
+    items: list[_Item], readable: Callable[[_Item], bool], args: argparse.Namespace
+) -> Iterator[list[_Item]]:
+    """Consecutive readable images of the same model input size, ``--batch-size`` at most."""
+    batch: list[_Item] = []
+    for item in items:
+        if item.record["status"] != "ok":
+            continue
+        if item.x is None and not readable(item):
+            continue
+        if batch and (len(batch) == args.batch_size or batch[0].x.shape != item.x.shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def _explain_batch(
+    batch: list[_Item], staged: StagedFolder, single: bool, settings: dict[str, Any]
+) -> int:
+    """Explain one batch, stage its figures and maps; returns the forward rows it took."""
+    import torch
+
+    from captum_perturbmask._core.forward import CountForwards
+    from captum_perturbmask.evaluation import default_methods
+    from captum_perturbmask.evaluation.scoring import derive_seed
+
+    model, method, names, args = (settings[k] for k in ("model", "method", "names", "args"))
+    x = torch.cat([item.x for item in batch])
+    try:
+        with torch.no_grad():
+            probs = torch.softmax(model(x).double(), 1)
+        predicted = probs.argmax(1)
+        target = predicted if settings["target"] is None else torch.full_like(
+            predicted, settings["target"])  # fmt: skip
+        try:
+            fn = default_methods(
+                model, x, [method], budget=args.budget, forward_batch_size=args.forward_batch_size
+            )[method]
+        except ValueError as err:
+            raise CLIError(f"--method {args.method} cannot explain {args.model}: {err}") from None
+        if single:
+            label = f" ({names[int(target[0])]})" if names else ""
+            say(
+                f"explaining class {int(target[0])}{label} of {args.model} with {method} "
+                f"({args.budget} forward passes, {x.shape[2]}x{x.shape[3]} input)"
+            )
+        with CountForwards(model) as counter:
+            attr = fn(x, target, derive_seed(args.seed, batch[0].index))
+        attr = attr.detach().float()
+        if not bool(torch.isfinite(attr).all()):
+            raise CLIError(f"{method} returned NaN or infinite values for {batch[0].path}")
+    except CLIError as err:
+        if not args.skip_errors:
+            raise
+        for item in batch:
+            item.record.update(status="failed", error=str(err))
+        return 0
+    except (RuntimeError, ValueError, AssertionError) as err:  # the model failed on a batch
+        text = first_sentence(err)
+        if "alloc" in text.lower() or "memory" in text.lower():
+            raise CLIError(
+                f"out of memory running {args.model} on {x.shape[2]}x{x.shape[3]} inputs; pass "
+                "a smaller --size or --batch-size"
+            ) from None
+        message = f"{args.model} failed on {batch[0].path}: {text}"
+        if not args.skip_errors:
+            raise CLIError(message) from None
+        for item in batch:
+            item.record.update(status="failed", error=message)
+        return 0
+    for i, item in enumerate(batch):
+        _stage_item(item, attr[i], int(target[i]), int(predicted[i]), float(probs[i, target[i]]),
+                    staged, single, settings)  # fmt: skip
+    return counter.rows
+
+
+def _stage_item(
+    item: _Item,
+    attr: Tensor,
+    target: int,
+    predicted: int,
+    confidence: float,
+    staged: StagedFolder,
+    single: bool,
+    settings: dict[str, Any],
+) -> None:
+    """The map in the image's own pixels, its figure, and its record."""
+    import torch
+    import torch.nn.functional as F
+
+    from captum_perturbmask import viz
+
+    names, args, method = settings["names"], settings["args"], settings["method"]
+    height, width = item.image.shape[1:]
+    top, left, h, w = item.region
+    saliency = attr.mean(0)[top : top + h, left : left + w]  # channels share the mask
+    saliency = F.interpolate(saliency[None, None], size=(height, width), mode="bilinear",
+                             antialias=True)[0, 0].cpu().contiguous()  # fmt: skip
     fig = viz.plot_explanation(
-        image, saliency, target=target, class_names=names, confidence=confidence, method=method_name
-    )
+        item.image, saliency, target=target, class_names=names, confidence=confidence,
+        method=method,
+    )  # fmt: skip
     buffer = io.BytesIO()
     torch.save(saliency, buffer)
-    write_files({out / "saliency.png": viz.png_bytes(fig), out / "saliency.pt": buffer.getvalue()})
-    print(f"target: {target}{label}")
-    print(f"confidence: {confidence:.4f}")
-    print(
-        f"wrote {out / 'saliency.png'} and {out / 'saliency.pt'} ({counter.rows} forward "
-        f"passes, {seconds:.1f} s)"
+    figure, map_file = (
+        ("saliency.png", "saliency.pt")
+        if single
+        else (f"figures/{item.name}.png", f"maps/{item.name}.pt")
     )
-    return 0
+    staged.add(figure, viz.png_bytes(fig))
+    staged.add(map_file, buffer.getvalue())
+    item.record.update(
+        figure=figure, map=map_file, target=target, target_name=names[target] if names else None,
+        predicted=predicted, predicted_name=names[predicted] if names else None,
+        confidence=round(confidence, 6), method=method, budget=args.budget, seed=args.seed,
+    )  # fmt: skip
+    item.image = item.x = None  # free the pixels
+    if not single:
+        label = f" ({names[target]})" if names else ""
+        say(f"{item.path}: class {target}{label}, p={confidence:.4f} -> {figure}")
+
+
+def index_html(records: list[dict[str, Any]], method: str, args: argparse.Namespace) -> str:
+    """The self-contained index page (:func:`~captum_perturbmask.report.explain_index_html`):
+    one row per image, linking its figure and map.
+
+    Example:
+        >>> page = index_html([{"image": "a.png", "status": "failed", "error": "unreadable"}],
+        ...                   "RISE", argparse.Namespace(model="resnet18", budget=8, seed=0))
+        >>> "unreadable" in page and page.startswith("<!DOCTYPE html>")
+        True
+    """
+    from captum_perturbmask.report import explain_index_html
+
+    entries = [
+        {"name": r["image"], "error": f"failed: {r['error']}"} if r["status"] != "ok" else {
+            "name": r["image"], "figure": r["figure"], "target": r["target"],
+            "label": r["target_name"], "predicted": r["predicted"],
+            "predicted_label": r["predicted_name"], "confidence": r["confidence"],
+            "method": r["method"], "files": {"figure": r["figure"], "map (.pt)": r["map"]},
+        }
+        for r in records
+    ]  # fmt: skip
+    ok = sum(r["status"] == "ok" for r in records)
+    about = {
+        "model": args.model, "method": method, "forward passes per image": args.budget,
+        "seed": args.seed, "confidence": "the model's probability of the explained class",
+    }  # fmt: skip
+    return explain_index_html(entries, title=f"{method} saliency of {ok} images", about=about)

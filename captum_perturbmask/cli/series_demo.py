@@ -23,6 +23,7 @@ from captum_perturbmask import viz
 from captum_perturbmask.cli._common import (
     MAX_SERIES,
     CLIError,
+    announced_seed,
     say,
     start_outputs,
     write_files,
@@ -105,8 +106,8 @@ def _compare(
     if spans is not None:  # span of the top steps, as many as the mean motif covers
         kw["box_threshold"] = 1 - float((spans[:, 1] - spans[:, 0]).double().mean()) / x.shape[-1]
     return compare(
-        model, x, logged(methods, say), target=y, boxes=spans, budget=budget, seeds=seeds,
-        forward_batch_size=BATCH_SIZE, **kw,
+        model, x, logged(methods, say, announced_seed(seeds)), target=y, boxes=spans,
+        budget=budget, seeds=seeds, forward_batch_size=BATCH_SIZE, **kw,
     )  # fmt: skip
 
 

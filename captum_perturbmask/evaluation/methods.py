@@ -421,13 +421,24 @@ def as_method(name: str, method: Any) -> AttributionFn:
 
 
 def logged(
-    methods: Mapping[str, AttributionFn], log: Callable[[str], Any]
+    methods: Mapping[str, AttributionFn],
+    log: Callable[[str], Any],
+    seed_label: Callable[[int], object] | None = None,
 ) -> dict[str, AttributionFn]:
     """The same methods, each call reported through ``log`` (name, seed, maps, seconds).
 
+    Args:
+        methods: Name -> ``fn(inputs, target, seed)``.
+        log: Called with each line.
+        seed_label: How a call's seed is shown (default: as it comes). The runner calls a
+            method with a seed derived from the run seed and the batch
+            (:func:`~captum_perturbmask.evaluation.scoring.derive_seed`); a caller that
+            announced the run seeds maps the derived seed back to the one it announced.
+
     Example:
-        >>> fns = logged({"abs": lambda x, t, s: x.abs()}, log=lambda line: None)
-        >>> fns["abs"](torch.tensor([-1.0]), None, 0)
+        >>> fns = logged({"abs": lambda x, t, s: x.abs()}, log=print, seed_label={7: 0}.get)
+        >>> fns["abs"](torch.tensor([-1.0]), None, 7)  # doctest: +ELLIPSIS
+          abs         seed 0: 1 maps in 0.0 s
         tensor([1.])
     """
 
@@ -436,7 +447,8 @@ def logged(
             start = time.perf_counter()
             out = fn(x, target, seed)
             seconds = time.perf_counter() - start
-            log(f"  {name:<11} seed {seed}: {x.shape[0]} maps in {seconds:.1f} s")
+            shown = seed if seed_label is None else seed_label(seed)
+            log(f"  {name:<11} seed {shown}: {x.shape[0]} maps in {seconds:.1f} s")
             return out
 
         return run

@@ -113,6 +113,24 @@ def resolve_methods(
     return fns, counter if isinstance(model, nn.Module) else None
 
 
+def first_input(dataset: Any, indices: Sequence[int], on_error: str) -> Tensor:
+    """The input of the first item, which sets the shape of the methods' batches: the first
+    index's, or with ``on_error="skip"`` that of the first item that loads.
+
+    Raises:
+        ValueError: (``on_error="skip"``) no item loads; else the first item's error.
+    """
+    first_error: BaseException | None = None
+    for index in indices:
+        try:
+            return check_item(dataset[index], index)[0]
+        except Exception as err:  # noqa: BLE001 - raised or recorded as the runner would
+            if on_error == "raise":
+                raise
+            first_error = first_error or err
+    raise ValueError(f"no item of `dataset` could be loaded; the first failed with: {first_error}")
+
+
 def resolve_reference(reference: object, mean: Callable[[], Tensor]) -> str | float | Tensor:
     """``reference=`` as the metrics take it: ``"default"``, a float or a tensor (``"mean"``
     calls ``mean()``).
@@ -396,7 +414,7 @@ def evaluate(
                 all_indices[s : s + batch_size] for s in range(0, len(all_indices), batch_size)
             ]
 
-            first = check_item(dataset[blocks[0][0]], blocks[0][0])[0]
+            first = first_input(dataset, all_indices, on_error)
             on_cpu = first.device.type == "cpu"
 
             def mean() -> Tensor:
@@ -472,12 +490,14 @@ def _run(
     loader = block_loader(
         dataset, todo, device, num_workers, dist.world, first.device.type == "cpu"
     )
-    with counter:
-        run_batches(
-            model, fns, ((batch, None) for batch in loader), seeds, settings, counted,
-            on_error, device, sink, done, bar, keeper=keeper if keep else None,
-        )  # fmt: skip
-    bar.close()
+    try:
+        with counter:
+            run_batches(
+                model, fns, ((batch, None) for batch in loader), seeds, settings, counted,
+                on_error, device, sink, done, bar, keeper=keeper if keep else None,
+            )  # fmt: skip
+    finally:
+        bar.close()  # also on an error: its line ends before the error is told
     dist.barrier()
     source: Any = read_records(out) if out is not None else memory
     if dist.world > 1 and out is None:

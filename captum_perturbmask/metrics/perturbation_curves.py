@@ -23,14 +23,11 @@ from captum_perturbmask._core.checks import (
     check_finite_scalar,
     check_int,
 )
-from captum_perturbmask._core.forward import ConfidenceType, TargetForward, deprecated_alias
+from captum_perturbmask._core.forward import ConfidenceType, TargetForward
 from captum_perturbmask._core.ops import blur
 from captum_perturbmask._core.ranking import rank_map
 
 __all__ = ["InsertionDeletion", "deletion_auc", "insertion_auc", "insertion_deletion"]
-
-#: The 0.1 keyword ``apply_softmax`` as a ``confidence`` (deprecated).
-_SOFTMAX_ALIAS = {True: "softmax", False: "identity"}
 
 
 class InsertionDeletion(NamedTuple):
@@ -194,9 +191,42 @@ _SHARED_DOC = """
         return_curves: Also return the scores at every step.
         generator: Random generator for the permutation that breaks saliency ties; by
             default a fixed seed, so results are deterministic and a constant map gets a
-            chance-level score rather than one set by pixel order.
-        apply_softmax: Deprecated: ``True`` is ``confidence="softmax"``, ``False`` is
-            ``confidence="identity"``."""
+            chance-level score rather than one set by pixel order."""
+
+
+def _paths(
+    kinds: tuple[str, ...],
+    forward_func: Callable[..., Tensor],
+    inputs: Tensor,
+    attributions: Tensor,
+    target: TargetType,
+    additional_forward_args: Any,
+    n_steps: int | None,
+    step_size: int | None,
+    batch_size: int,
+    confidence: ConfidenceType,
+    generator: torch.Generator | None,
+    *,
+    baselines: float | Tensor | None = None,
+    substrate: float | str | Tensor | None = None,
+    blur: tuple[int, float] = (11, 5.0),
+) -> tuple[Tensor, Tensor, Tensor]:
+    """AUCs, curves and fractions of the ``kinds`` paths ("insertion": substrate -> input,
+    "deletion": input -> baselines), sharing ranks and forward batches."""
+    inputs = check_batch_inputs(inputs)
+    saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
+    starts, ends = [], []
+    if "insertion" in kinds:
+        starts.append(_substrate(substrate, inputs, *blur))
+        ends.append(inputs)
+    if "deletion" in kinds:
+        reference = torch.zeros_like(inputs) if baselines is None else baselines
+        starts.append(inputs)
+        ends.append(_reference(reference, inputs, "baselines"))
+    return _perturbation_curves(
+        forward_func, inputs, saliency, torch.stack(starts), torch.stack(ends), target,
+        additional_forward_args, n_steps, step_size, batch_size, confidence, generator,
+    )  # fmt: skip
 
 
 def deletion_auc(
@@ -213,7 +243,6 @@ def deletion_auc(
     confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
-    apply_softmax: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Deletion AUC: the area under the target score as the most salient pixels are removed.
 
@@ -251,25 +280,10 @@ def deletion_auc(
         >>> auc
         tensor([0.5000])
     """
-    inputs = check_batch_inputs(inputs)
-    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
-    saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
-    reference = torch.zeros_like(inputs) if baselines is None else baselines
-    ends = _reference(reference, inputs, "baselines")
-    auc, curves, _ = _perturbation_curves(
-        forward_func,
-        inputs,
-        saliency,
-        inputs.unsqueeze(0),
-        ends.unsqueeze(0),
-        target,
-        additional_forward_args,
-        n_steps,
-        step_size,
-        batch_size,
-        confidence,
-        generator,
-    )
+    auc, curves, _ = _paths(
+        ("deletion",), forward_func, inputs, attributions, target, additional_forward_args,
+        n_steps, step_size, batch_size, confidence, generator, baselines=baselines,
+    )  # fmt: skip
     return (auc[0], curves[0]) if return_curves else auc[0]
 
 
@@ -289,7 +303,6 @@ def insertion_auc(
     confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
-    apply_softmax: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Insertion AUC: the area under the target score as the most salient pixels are restored.
 
@@ -330,24 +343,11 @@ def insertion_auc(
         >>> insertion_auc(mean_model, x, attr, substrate=0.0, n_steps=2, confidence="identity")
         tensor([0.5000])
     """
-    inputs = check_batch_inputs(inputs)
-    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
-    saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
-    starts = _substrate(substrate, inputs, blur_kernel_size, blur_sigma)
-    auc, curves, _ = _perturbation_curves(
-        forward_func,
-        inputs,
-        saliency,
-        starts.unsqueeze(0),
-        inputs.unsqueeze(0),
-        target,
-        additional_forward_args,
-        n_steps,
-        step_size,
-        batch_size,
-        confidence,
-        generator,
-    )
+    auc, curves, _ = _paths(
+        ("insertion",), forward_func, inputs, attributions, target, additional_forward_args,
+        n_steps, step_size, batch_size, confidence, generator, substrate=substrate,
+        blur=(blur_kernel_size, blur_sigma),
+    )  # fmt: skip
     return (auc[0], curves[0]) if return_curves else auc[0]
 
 
@@ -368,7 +368,6 @@ def insertion_deletion(
     confidence: ConfidenceType = "auto",
     return_curves: bool = False,
     generator: torch.Generator | None = None,
-    apply_softmax: bool | None = None,
 ) -> InsertionDeletion:
     """Insertion and deletion AUC in one pass over the model (shared ranks and batches).
 
@@ -405,26 +404,11 @@ def insertion_deletion(
         >>> res.insertion, res.deletion, res.fractions
         (tensor([0.5000]), tensor([0.5000]), tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000]))
     """
-    inputs = check_batch_inputs(inputs)
-    confidence = deprecated_alias(confidence, "apply_softmax", apply_softmax, _SOFTMAX_ALIAS)
-    saliency = aggregate_saliency(attributions, inputs.shape, "attributions")
-    reference = torch.zeros_like(inputs) if baselines is None else baselines
-    deleted = _reference(reference, inputs, "baselines")
-    start = _substrate(substrate, inputs, blur_kernel_size, blur_sigma)
-    auc, curves, fractions = _perturbation_curves(
-        forward_func,
-        inputs,
-        saliency,
-        torch.stack([start, inputs]),
-        torch.stack([inputs, deleted]),
-        target,
-        additional_forward_args,
-        n_steps,
-        step_size,
-        batch_size,
-        confidence,
-        generator,
-    )
+    auc, curves, fractions = _paths(
+        ("insertion", "deletion"), forward_func, inputs, attributions, target,
+        additional_forward_args, n_steps, step_size, batch_size, confidence, generator,
+        baselines=baselines, substrate=substrate, blur=(blur_kernel_size, blur_sigma),
+    )  # fmt: skip
     return InsertionDeletion(
         insertion=auc[0],
         deletion=auc[1],

@@ -12,7 +12,12 @@ from captum_perturbmask.report._html import Cell, data_uri, escape, page, sectio
 
 __all__ = ["explain_index_html"]
 
-_KEYS = {"name", "figure", "target", "label", "confidence", "method", "files", "error"}
+_KEYS = {
+    "name", "figure", "target", "label", "predicted", "predicted_label", "confidence", "method",
+    "files", "error",
+}  # fmt: skip
+#: The columns of the inputs table.
+HEAD = ["input", "explained class", "predicted class", "confidence", "method", "files"]
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:|^/|^\\")
 
 
@@ -49,8 +54,9 @@ def _entry(entry: object, i: int) -> dict[str, Any]:
     return dict(entry)
 
 
-def _class(entry: Mapping[str, Any]) -> str:
-    target, label = entry.get("target"), entry.get("label")
+def _class(entry: Mapping[str, Any], key: str = "target", name: str = "label") -> str:
+    """``"281 (tabby)"``: an entry's class and its name, either one alone when only it is known."""
+    target, label = entry.get(key), entry.get(name)
     if target is None:
         return "" if label is None else str(label)
     return f"{target}" + ("" if label is None else f" ({label})")
@@ -73,9 +79,11 @@ def explain_index_html(
     Args:
         entries: One mapping per input: ``name`` (required: what was explained, e.g. its file
             name), ``figure`` (PNG bytes, or a path relative to the page), ``target`` (the
-            explained class), ``label`` (its name), ``confidence`` (the model's, in
-            :math:`[0, 1]`), ``method``, ``files`` (label -> relative path: links) and
-            ``error`` (why this input has no explanation, shown instead of its figure).
+            explained class), ``label`` (its name), ``predicted`` and ``predicted_label``
+            (the model's class, when it differs from the explained one or is worth showing),
+            ``confidence`` (the model's, in :math:`[0, 1]`), ``method``, ``files`` (label ->
+            relative path: links) and ``error`` (why this input has no explanation, shown
+            instead of its figure).
         title: Title of the page.
         about: Rows label -> value describing the run (model, weights, budget, ...).
 
@@ -126,7 +134,8 @@ def explain_index_html(
                     data={"name": e["name"]},
                     extra=f'<a href="#{anchor}">{escape(e["name"])}</a>',
                 ),
-                Cell(_class(e), "text"),
+                Cell(_class(e) or "–", "text"),
+                Cell(_class(e, "predicted", "predicted_label") or "–", "text"),
                 Cell("–" if conf is None else f"{float(conf):.3f}", data={"value": conf}),
                 Cell(e.get("method") or "–", "text"),
                 status,
@@ -141,7 +150,7 @@ def explain_index_html(
         section(
             "inputs",
             "Inputs",
-            table(["input", "class", "confidence", "method", "files"], rows, caption),
+            table(HEAD, rows, caption),
         )
     )
     body.append(section("figures", "Figures", f'<div class="gallery">{"".join(cards)}</div>'))

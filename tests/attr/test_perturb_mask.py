@@ -601,3 +601,88 @@ def test_average_estimator_defaults_to_the_random_design() -> None:
     a = run(model, x, target=0, budget=30, seed=2, estimator="average")
     assert torch.equal(a, run(model, x, target=0, budget=30, seed=2, estimator="average",
                               design="random"))  # fmt: skip
+
+
+# --- mask densities, samplers and scales ----------------------------------------------------
+
+
+def test_keep_prob_range_draws_a_density_per_mask() -> None:
+    """``keep_prob=(lo, hi)``: each mask keeps its own share of cells, spread over the range."""
+    model = _Recorder((10, 10, 12, 12)).eval()
+    x = torch.ones(1, 1, 32, 32)  # rows are the masks themselves (zero baseline)
+    run(model, x, target=0, budget=256, seed=0, keep_prob=(0.1, 0.9), random_shift=False)
+    share = torch.cat(model.rows[1:]).mean((1, 2, 3))
+    assert share.min() < 0.25 and share.max() > 0.75  # sparse and dense contexts
+    assert abs(float(share.mean()) - 0.5) < 0.05
+
+
+def test_lhs_sampler_keeps_every_cell_as_often() -> None:
+    """A Latin-hypercube block keeps each cell in (almost) exactly keep_prob of the masks."""
+    from captum_perturbmask.attr._designs import DesignRun, DesignSettings
+
+    class _Design:
+        n_cells, device = 36, torch.device("cpu")
+
+    spread = {}
+    for sampler in ("lhs", "uniform"):
+        run_ = DesignRun.__new__(DesignRun)
+        run_.s = DesignSettings(keep_prob=0.5, sampler=sampler)
+        run_.design, run_.device = _Design(), torch.device("cpu")
+        counts = run_._cells(200, torch.Generator().manual_seed(0)).sum(0)
+        spread[sampler] = int((counts - 100).abs().max())
+    assert spread["lhs"] <= 1 < spread["uniform"], spread
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(keep_prob=(0.8, 0.2)), "lo <= hi"),
+        (dict(keep_prob=(0.1, 0.5, 0.9)), "range"),
+        (dict(keep_prob=(0.1, 1.5)), "keep_prob"),
+        (dict(sampler="sobol"), "sampler"),
+        (dict(scales=()), "scales"),
+        (dict(scales=(1, -2)), "scales"),
+    ],
+)
+def test_bad_density_knobs(kwargs, match) -> None:
+    with pytest.raises((TypeError, ValueError), match=match):
+        PerturbMask(ConvNet(), **kwargs)
+
+
+def test_scales_split_the_budget_and_share_the_features() -> None:
+    """Masks on a coarse and a fine grid are fitted together: the budget is exact and the map
+    still points into the planted box."""
+    from captum_perturbmask._core.forward import CountForwards
+
+    model, x = _planted(3)
+    with CountForwards(model) as counter:
+        attr = run(model, x, target=0, budget=300, seed=0, scales=(0.5, 1.0, 2.0))
+    assert counter.rows == x.shape[0] * 301
+    t, l, h, w = model.box
+    for r, c in _argmax_rc(attr):
+        assert t <= r < t + h and l <= c < l + w
+
+
+def test_budget_auto_stops_when_the_top_set_is_stable() -> None:
+    """Clear evidence: the two halves' top 5% agree after a few blocks; the masks used are
+    reported and equal the forward passes spent."""
+    from captum_perturbmask._core.forward import CountForwards
+
+    model, x = _planted(1)
+    pm = PerturbMask(model)
+    with CountForwards(model) as counter:
+        attr = pm.attribute(x, target=0, budget="auto", seed=0)
+    used = pm.last_budget
+    assert 256 <= used <= 1024 and used % 256 == 0
+    assert counter.rows == x.shape[0] * (used + 1)
+    fixed = pm.attribute(x, target=0, budget=used, seed=0)
+    torch.testing.assert_close(attr, fixed)  # the same masks as a fixed budget
+
+
+@pytest.mark.parametrize("kwargs", [dict(design="chain"), dict(variant="literal")])
+def test_budget_auto_needs_the_random_design(kwargs) -> None:
+    model, x = _planted(1)
+    with pytest.raises(ValueError, match="auto"):
+        run(model, x, target=0, budget="auto", **kwargs)
+    with pytest.raises(ValueError, match="budget"):
+        run(model, x, target=0, budget="many")

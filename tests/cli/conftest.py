@@ -69,6 +69,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     stem = dict(resnet18(weights=None, num_classes=10).state_dict())
     stem["conv1.weight"] = torch.zeros(64, 3, 5, 5)
     torch.save(stem, out["stem_pt"])
+    (root / "sub").mkdir()  # a folder without images
+    (root / "sub" / "notes.txt").write_text("no images here")
     out["a_file"] = root / "a_file.txt"
     out["a_file"].write_text("not a folder")
     return out

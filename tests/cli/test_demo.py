@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,14 @@ from captum_perturbmask.cli.demo import fit_mask_to_patch
 
 from ._util import is_png, one_error_line
 
+
+def assert_only_announced_seeds(err: str, seeds: list[int]) -> None:
+    """Every seed a progress line names is one the demo announced (never a derived seed)."""
+    assert f"seeds {seeds}" in err
+    shown = {int(s) for s in re.findall(r"\bseed (\d+)", err)}
+    assert shown and shown <= set(seeds), shown
+
+
 TINY = ["--quick", "--n-images", "2", "--budget", "8", "--seeds", "2"]
 
 
@@ -22,6 +31,7 @@ def test_demo_quick_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["demo", *TINY, "--convergence-budgets", "4,8", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "[1/4" in captured.err and "[4/4" in captured.err  # one line per stage
+    assert_only_announced_seeds(captured.err, [0, 1])
     for name in ("maps.png", "convergence.png", "variations.png"):
         assert is_png(out / name), name
     for name in ("metrics.md", "metrics.csv", "convergence.csv"):
@@ -87,6 +97,7 @@ def test_series_demo_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["demo", *SERIES_TINY, "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "[1/4" in captured.err and "[4/4" in captured.err
+    assert_only_announced_seeds(captured.err, [0, 1])
     for name in ("series_maps.png", "planted_maps.png", "variations.png"):
         assert is_png(out / name), name
     assert sorted(p.name for p in out.iterdir()) == sorted(

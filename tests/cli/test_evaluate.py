@@ -162,34 +162,129 @@ def _example_ids(folder: Path) -> list[str]:
     return re.findall(r'<article class="example" id="([^"]+)"', html)
 
 
+# ------------------------------------------------------------------------- your model, your data
+def _tiny_spec() -> str:
+    from ..loaders import tinynet
+
+    return f"{Path(tinynet.__file__)}:tiny_factory"
+
+
+def test_data_the_model_cannot_take_is_one_line(tmp_path: Path, capsys) -> None:
+    """Series for an image model, NaN images, 2-channel images: one line before any work."""
+    g = np.random.default_rng(0)
+    cases = {
+        "series.npz": (g.standard_normal((4, 2, 40)), ["--model resnet18", "(1, 2, 40)", "series"]),
+        "nan.npz": (np.full((4, 3, 16, 16), np.nan), ["nan.npz", "NaN", "finite"]),
+        "two.npz": (g.random((4, 2, 16, 16)), ["--model resnet18", "3 channels", "2-channel"]),
+    }
+    for name, (inputs, words) in cases.items():
+        np.savez(tmp_path / name, inputs=inputs.astype("float32"))
+        out = tmp_path / f"out-{name}"
+        argv = ["evaluate", "--data", str(tmp_path / name), "--model", "resnet18"]
+        one_error_line(main([*argv, "--out", str(out), *FAST]), capsys, *words)
+        assert not out.exists()
+
+
+def test_weights_apply_to_the_shipped_model(tmp_path: Path, files, capsys) -> None:
+    """--weights with the shipped classifier is loaded (and checked), never ignored."""
+    argv = ["evaluate", "--data", "digits", "--methods", "occlusion", *FAST]
+    one_error_line(
+        main([*argv, "--weights", str(files["text_pt"]), "--out", str(tmp_path / "a")]),
+        capsys, "--weights", "it holds text",
+    )  # fmt: skip
+    one_error_line(
+        main([*argv, "--weights", str(files["weights"]), "--out", str(tmp_path / "b")]),
+        capsys, "does not fit the model", "missing keys",
+    )  # fmt: skip
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_unreadable_image_is_skipped_and_recorded(tmp_path: Path, capsys) -> None:
+    """An unreadable first file: one line without --skip-errors; with it, a failure record
+    naming the file and why, and the other images scored."""
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "data" / cls / "1.png")
+    (tmp_path / "data" / "cat" / "0.png").write_bytes(b"\x89PNG broken")
+    argv = ["evaluate", "--data", str(tmp_path / "data"), "--model", _tiny_spec(), "--size",
+            "16", "--methods", "occlusion", "--budget", "4"]  # fmt: skip
+    one_error_line(main([*argv, "--out", str(tmp_path / "a")]), capsys, "0.png", "--skip-errors")
+    assert main([*argv, "--skip-errors", "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    records = _records(tmp_path / "b")
+    failed = [r for r in records if r.get("status") != "ok"]
+    assert len(failed) == 1 and failed[0]["index"] == 0
+    assert "0.png" in failed[0]["error"] and "cannot read image" in failed[0]["error"]
+    assert sorted(r["index"] for r in records if r.get("status") == "ok") == [1, 2]
+
+
+def test_every_kind_of_model(tmp_path: Path, capsys) -> None:
+    from ..loaders.tinynet import write_model_files
+
+    files = write_model_files(tmp_path)
+    np.savez(tmp_path / "x.npz", inputs=np.random.default_rng(0).random((2, 3, 16, 16)),
+             targets=np.array([0, 2]))  # fmt: skip
+    tables = []
+    for spec in (_tiny_spec(), str(files["export"]), str(files["export_static"]),
+                 str(files["torchscript"])):  # fmt: skip
+        out = tmp_path / f"out-{len(tables)}"
+        argv = [
+            "evaluate",
+            "--data",
+            str(tmp_path / "x.npz"),
+            "--model",
+            spec,
+            "--methods",
+            "occlusion",
+            "--budget",
+            "4",
+            "--metrics",
+            "deletion",
+            "--out",
+            str(out),
+        ]
+        assert main(argv) == 0, capsys.readouterr().err
+        tables.append([r["deletion"] for r in _records(out) if r["kind"] == "run"])
+    for other in tables[1:]:
+        assert other == pytest.approx(tables[0], abs=1e-5)  # one model, four files
+    np.savez(tmp_path / "y.npz", inputs=np.zeros((2, 3, 16, 16)), targets=np.array([0, 5]))
+    one_error_line(
+        main(["evaluate", "--data", str(tmp_path / "y.npz"), "--model", _tiny_spec(),
+              "--out", str(tmp_path / "y")]), capsys, "class 5", "3 outputs",
+    )  # fmt: skip
+
+
 @pytest.mark.slow
-def test_kill_9_and_resume_give_the_records_and_report_of_an_uninterrupted_run(
-    tmp_path: Path,
-) -> None:
+def test_kill_and_resume_gives_the_records_of_one_run(tmp_path: Path) -> None:
+    """A run killed with SIGKILL mid-way and continued with --resume writes the records an
+    uninterrupted run writes, and the same report."""
+
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     args = [sys.executable, "-m", "captum_perturbmask", "evaluate", "--data", "digits",
-            "--methods", "perturbmask", "occlusion", "--n-examples", "16", "--budget", "8",
-            "--batch-size", "2", "--threads", "1", "--report-examples", "5"]  # fmt: skip
-    subprocess.run([*args, "--out", str(tmp_path / "full")], check=True, env=env,
+            "--methods", "perturbmask", "--n-examples", "12", "--budget", "64", "--batch-size",
+            "2", "--seeds", "2", "--threads", "1"]  # fmt: skip
+    subprocess.run([*args, "--out", str(tmp_path / "whole")], check=True, env=env,
                    capture_output=True, timeout=300)  # fmt: skip
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*args, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        while proc.poll() is None:  # kill it once a few batches are recorded
-            records = list(killed.glob("records-rank*.jsonl"))
-            if records and len(records[0].read_text().splitlines()) >= 6:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
-    finally:
-        proc.wait(timeout=300)
-    assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
-    subprocess.run([*args, "--out", str(killed), "--resume"], check=True, env=env,
+    proc = subprocess.Popen([*args, "--out", str(killed)], env=env, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lines = sum(len(p.read_text().splitlines()) for p in killed.glob("records-rank*.jsonl"))
+        if lines >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert 0 < len(_records(killed)) < len(_records(tmp_path / "whole"))
+    subprocess.run([*args, "--resume", "--out", str(killed)], check=True, env=env,
                    capture_output=True, timeout=300)  # fmt: skip
-    assert _records(killed) == _records(tmp_path / "full")
+    assert _records(killed) == _records(tmp_path / "whole")
+    # the kept examples (--report-examples, 8 by default) survive the kill too
     assert (
         _example_ids(killed)
-        == _example_ids(tmp_path / "full")
-        == [f"example-{i}" for i in range(5)]
+        == _example_ids(tmp_path / "whole")
+        == [f"example-{i}" for i in range(8)]
     )

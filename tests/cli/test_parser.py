@@ -95,7 +95,7 @@ USAGE_ERRORS = {
     "one class": (["explain", "x.png", "--out", "x", "--num-classes", "1"], "--num-classes"),
     "huge size": (["explain", "x.png", "--out", "x", "--size", "20000"], "from 8 to 4,096"),
     "tiny size": (["explain", "x.png", "--out", "x", "--size", "4"], "--size"),
-    "unknown method": (["explain", "x.png", "--out", "x", "--method", "lime"], "--method"),
+    "unknown method": (["explain", "x.png", "--out", "x", "--method", "shap"], "--method"),
     "negative budget": (["explain", "x.png", "--out", "x", "--budget", "-3"], "--budget"),
     "empty weights": (["explain", "x.png", "--out", "x", "--weights", ""], "--weights"),
     "empty image": (["explain", "", "--out", "x"], "expected a file path"),

@@ -300,7 +300,7 @@ def test_ties_are_deterministic_and_position_free() -> None:
         return inp[:, 0, :4].mean(dim=(1, 2))
 
     x, attr = torch.ones(1, 1, 8, 8), torch.zeros(1, 8, 8)
-    kwargs = {"n_steps": 64, "apply_softmax": False}
+    kwargs = {"n_steps": 64, "confidence": "identity"}
     auc = deletion_auc(model, x, attr, **kwargs)
     torch.testing.assert_close(auc, deletion_auc(model, x, attr, **kwargs))
     row_major = torch.arange(64.0).flip(0).reshape(1, 8, 8)
@@ -341,7 +341,6 @@ def test_no_gradient_is_tracked() -> None:
         ({"step_size": 0}, ValueError, "step_size"),
         ({"n_steps": 4, "step_size": 4}, ValueError, "n_steps"),
         ({"batch_size": 0}, ValueError, "batch_size"),
-        ({"apply_softmax": "yes"}, ValueError, "apply_softmax"),
         ({"confidence": "probability"}, ValueError, "confidence"),
         ({"target": [0, 1, 2]}, AssertionError, "targets"),  # Captum's own error
         ({"target": torch.tensor([0, 1, 2])}, AssertionError, "targets"),
@@ -394,14 +393,6 @@ def test_single_output_model_scores_sigmoid_by_default_and_refuses_softmax() -> 
     auto = deletion_auc(model, x, attr, n_steps=4)
     raw = deletion_auc(lambda v: torch.sigmoid(model(v)), x, attr, n_steps=4, confidence="identity")
     torch.testing.assert_close(auto, raw)
-
-
-def test_apply_softmax_is_a_deprecated_alias() -> None:
-    x, attr = torch.rand(2, 1, 3, 3), torch.rand(2, 3, 3)
-    model = Linear(9)
-    with pytest.warns(FutureWarning, match="apply_softmax"):
-        old = deletion_auc(model, x, attr, target=1, apply_softmax=False)
-    torch.testing.assert_close(old, deletion_auc(model, x, attr, target=1, confidence="identity"))
 
 
 def test_target_none_on_multidim_output_raises() -> None:

@@ -22,7 +22,8 @@ def _png() -> bytes:
 def test_index_lists_every_input_and_links_its_files() -> None:
     entries = [
         {"name": "cats/tabby 1.jpg", "figure": "tabby 1/saliency.png", "target": 281,
-         "label": "tabby", "confidence": 0.912345, "method": "PerturbMask",
+         "label": "tabby", "predicted": 282, "predicted_label": "tiger cat",
+         "confidence": 0.912345, "method": "PerturbMask",
          "files": {"map": "tabby 1/saliency.pt", "figure": "tabby 1/saliency.png"}},
         {"name": "dog.png", "figure": _png(), "target": 5},
         {"name": "broken.jpg", "error": "cannot read the image <truncated>"},
@@ -32,11 +33,12 @@ def test_index_lists_every_input_and_links_its_files() -> None:
     assert doc.find("title").text() == "Three photos"
     rows = table_cells(doc.by_id("inputs").find("table"))
     assert [r[0].attrs["data-name"] for r in rows] == [e["name"] for e in entries]
-    assert rows[0][1].text() == "281 (tabby)" and rows[0][2].text() == "0.912"
-    assert rows[0][2].attrs["data-value"] == "0.912345"
-    links = [a.attrs["href"] for a in rows[0][4].find_all("a")]
+    assert rows[0][1].text() == "281 (tabby)" and rows[0][2].text() == "282 (tiger cat)"
+    assert rows[1][2].text() == "–" and rows[0][3].text() == "0.912"
+    assert rows[0][3].attrs["data-value"] == "0.912345"
+    links = [a.attrs["href"] for a in rows[0][5].find_all("a")]
     assert links == ["tabby%201/saliency.pt", "tabby%201/saliency.png"]  # relative, quoted
-    assert rows[2][4].text() == "cannot read the image <truncated>"  # escaped text
+    assert rows[2][5].text() == "cannot read the image <truncated>"  # escaped text
     assert "<truncated>" not in html
     images = doc.by_id("figures").find_all("img")
     assert [i.attrs["src"][:22] for i in images] == [
