@@ -32,6 +32,7 @@ PUBLIC_MODULES = (
     "captum_perturbmask.data",
     "captum_perturbmask.evaluation",
     "captum_perturbmask.viz",
+    "captum_perturbmask.report",
     "captum_perturbmask.cli",
     "captum_perturbmask.loaders",
 )

@@ -41,7 +41,8 @@ def test_library_imports_no_torchvision_or_sklearn(tmp_path: Path) -> None:
     code = (
         "from captum_perturbmask import PerturbMask, RISE, LatentVariationGenerator\n"
         "from captum_perturbmask import evaluate, compare\n"
-        "import captum_perturbmask.metrics, captum_perturbmask.evaluation, captum_perturbmask.viz"
+        "import captum_perturbmask.metrics, captum_perturbmask.evaluation, captum_perturbmask.viz\n"
+        "import captum_perturbmask.report"
     )
     assert _loaded(code, ("torchvision", "sklearn"), tmp_path) == []
 

@@ -45,6 +45,7 @@ OUTPUTS = (
     "convergence.png",
     "convergence.csv",
     "variations.png",
+    "report.html",
 )
 #: Resolution of the maps figure (several panels: smaller dots keep the file small).
 MAPS_DPI = 80
@@ -184,11 +185,11 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
         help="compare saliency methods on the shipped digits-in-clutter data or on time "
         "series (offline)",
         description="Explain held-out digits-in-clutter images with PerturbMask, RISE, "
-        "Grad-CAM, LIME and Occlusion; write maps.png, metrics.md/.csv, convergence.png/.csv "
-        "and variations.png into --out. With --data gunpoint, explain held-out GunPoint series "
-        "and planted-motif series with PerturbMask, RISE, Occlusion, FeatureAblation, LIME "
-        "and Integrated Gradients; write series_maps.png, planted_maps.png, metrics.md/.csv "
-        "and variations.png.",
+        "Grad-CAM, LIME and Occlusion; write maps.png, metrics.md/.csv, convergence.png/.csv, "
+        "variations.png and report.html into --out. With --data gunpoint, explain held-out "
+        "GunPoint series and planted-motif series with PerturbMask, RISE, Occlusion, "
+        "FeatureAblation, LIME and Integrated Gradients; write series_maps.png, "
+        "planted_maps.png, metrics.md/.csv, variations.png and report.html.",
         parents=parents(
             "--out", "--budget", "--seed", "--threads", "--device",
             budget={
@@ -247,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
     from captum_perturbmask.data import load_default_classifier, make_digits_clutter
     from captum_perturbmask.evaluation import compare, default_methods
     from captum_perturbmask.evaluation.methods import logged
+    from captum_perturbmask.report import write_report
 
     quick = args.quick
     n_images = args.n_images or (2 if quick else 8)
@@ -315,6 +317,11 @@ def run(args: argparse.Namespace) -> int:
     flipped = (variations.predictions != variations.target[:, None]).sum()
 
     stage(4, "writing the outputs")
+    table.config.update(
+        model=f"the shipped DigitsCNN (accuracy on these images {accuracy:.2f})",
+        data=f"{n_images} held-out digits-in-clutter test images (seed {args.seed}), with "
+        "their digit boxes",
+    )
     variation_text = (
         f"LatentVariationGenerator with the shipped DCGAN on {n_varied} images: B is the box of "
         f"the top-2% PerturbMask saliency; {n_restarts} latent restarts x {n_steps} steps, best "
@@ -358,6 +365,9 @@ def run(args: argparse.Namespace) -> int:
             out / "convergence.png": convergence_png,
             out / "convergence.csv": _csv_text(conv),
             out / "variations.png": variations_png,
+            out / "report.html": lambda path: write_report(
+                table, path, title="captum-perturbmask demo: digits in clutter"
+            ),
         }
     )
     say(f"done in {stage.elapsed():.0f} s; wrote {', '.join(OUTPUTS)} to {out}")

@@ -166,8 +166,9 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
         help="score saliency methods over a dataset (one process, or many with torchrun)",
         description="Explain every example of a dataset with every method, score the maps "
         "(insertion, deletion, IoU and pointing when boxes are known, forward passes, seconds, "
-        "consistency over seeds) and write records-rank*.jsonl, summary.md, summary.csv and "
-        "curves.png into --out. Resumable (--resume); under `torchrun --nproc_per_node N -m "
+        "consistency over seeds) and write records-rank*.jsonl, summary.md, summary.csv, "
+        "curves.png and report.html (one self-contained page: settings, tables, curves, maps) "
+        "into --out. Resumable (--resume); under `torchrun --nproc_per_node N -m "
         "captum_perturbmask evaluate ...` every rank takes a shard and rank 0 writes the summary.",
         parents=parents(
             "--model", "--weights", "--num-classes", "--normalize", "--budget", "--seed",
@@ -255,6 +256,14 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
         "--predicted",
         action="store_true",
         help="explain the model's predicted class instead of the dataset's label",
+    )
+    evaluate.add_argument(
+        "--report-examples",
+        type=int_range(0, 10_000),
+        default=8,
+        metavar="K",
+        help="examples whose maps report.html shows (the first K; kept under --out/examples/; "
+        "default 8, 0 for none)",
     )
     evaluate.add_argument(
         "--resume", action="store_true", help="continue the records already in --out"
@@ -375,12 +384,35 @@ def _evaluate(
         show_progress=True,
         indices=range(n),
         box_threshold=args.box_threshold,
+        keep_examples=min(args.report_examples, n),
     )
     if rank == 0:
         print(result.to_markdown())
         errors = sum(1 for r in read_records(out) if r.get("status") != "ok")
+        _write_report(args, data, result, out)
         say(
-            f"wrote records, summary.md, summary.csv{' and curves.png' if result.curves else ''} "
-            f"to {out}" + (f" ({errors} failed records)" if errors else "")
+            f"wrote records, summary.md, summary.csv{', curves.png' if result.curves else ''} "
+            f"and report.html to {out}" + (f" ({errors} failed records)" if errors else "")
         )
     return 0
+
+
+def _write_report(args: argparse.Namespace, data: Any, result: Any, out: Path) -> None:
+    """``report.html``: the run's page, with the model and data named as on the command line."""
+    from captum_perturbmask.report import write_report
+
+    weights = f", weights {args.weights}" if args.weights else ""
+    if args.model in (None, "digits"):
+        result.config["model"] = f"the shipped {result.config['model']}{weights}"
+    else:
+        result.config["model"] = f"{args.model}{weights}; {result.config['model']}"
+    result.config["data"] = args.data
+    names = getattr(getattr(data, "data", data), "classes", None)
+    write_report(
+        result,
+        out / "report.html",
+        title="captum-perturbmask evaluate",
+        class_names=names if isinstance(names, list) else None,
+        max_examples=args.report_examples,
+        grid_examples=min(args.report_examples, 4),
+    )

@@ -24,7 +24,6 @@ place when every image is done):
 from __future__ import annotations
 
 import argparse
-import html
 import io
 import json
 import os
@@ -508,7 +507,8 @@ def _stage_item(
 
 
 def index_html(records: list[dict[str, Any]], method: str, args: argparse.Namespace) -> str:
-    """A small self-contained page: one row per image, linking its figure and map.
+    """The self-contained index page (:func:`~captum_perturbmask.report.explain_index_html`):
+    one row per image, linking its figure and map.
 
     Example:
         >>> page = index_html([{"image": "a.png", "status": "failed", "error": "unreadable"}],
@@ -516,35 +516,20 @@ def index_html(records: list[dict[str, Any]], method: str, args: argparse.Namesp
         >>> "unreadable" in page and page.startswith("<!DOCTYPE html>")
         True
     """
-    esc = html.escape
-    rows = []
-    for r in records:
-        if r["status"] != "ok":
-            rows.append(f"<tr><td>{esc(r['image'])}</td><td colspan=4 class=err>failed: "
-                        f"{esc(str(r['error']))}</td></tr>")  # fmt: skip
-            continue
+    from captum_perturbmask.report import explain_index_html
 
-        def cls(k: int, name: str | None) -> str:
-            return f"{k}" + (f" ({esc(name)})" if name else "")
-
-        rows.append(
-            f'<tr><td><a href="{esc(r["figure"])}"><img src="{esc(r["figure"])}" '
-            f'alt="{esc(r["image"])}"></a><br>{esc(r["image"])}</td>'
-            f"<td>{cls(r['target'], r['target_name'])}</td>"
-            f"<td>{cls(r['predicted'], r['predicted_name'])}</td>"
-            f'<td>{r["confidence"]:.4f}</td><td><a href="{esc(r["map"])}">map</a></td></tr>'
-        )
+    entries = [
+        {"name": r["image"], "error": f"failed: {r['error']}"} if r["status"] != "ok" else {
+            "name": r["image"], "figure": r["figure"], "target": r["target"],
+            "label": r["target_name"], "predicted": r["predicted"],
+            "predicted_label": r["predicted_name"], "confidence": r["confidence"],
+            "method": r["method"], "files": {"figure": r["figure"], "map (.pt)": r["map"]},
+        }
+        for r in records
+    ]  # fmt: skip
     ok = sum(r["status"] == "ok" for r in records)
-    return (
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>{esc(method)} saliency of {ok} images</title><style>"
-        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.4em;vertical-align:top}img{max-width:360px}"
-        ".err{color:#a00}</style></head><body>\n"
-        f"<h1>{esc(method)} saliency maps</h1>\n<p>Model {esc(str(args.model))}, "
-        f"{args.budget} forward passes per image, seed {args.seed}; {ok} of {len(records)} "
-        "images explained. The confidence is the model's probability of the explained class."
-        "</p>\n<table><tr><th>image</th><th>explained class</th><th>predicted class</th>"
-        "<th>confidence</th><th>map (.pt)</th></tr>\n" + "\n".join(rows) + "\n</table>\n"
-        "</body></html>\n"
-    )
+    about = {
+        "model": args.model, "method": method, "forward passes per image": args.budget,
+        "seed": args.seed, "confidence": "the model's probability of the explained class",
+    }  # fmt: skip
+    return explain_index_html(entries, title=f"{method} saliency of {ok} images", about=about)

@@ -29,7 +29,7 @@ from captum_perturbmask.evaluation.methods import (
     register_method,
 )
 from captum_perturbmask.evaluation.records import read_records
-from captum_perturbmask.evaluation.results import EvaluationResult, summarize
+from captum_perturbmask.evaluation.results import EvaluationResult, KeptExamples, summarize
 from captum_perturbmask.evaluation.run import evaluate
 from captum_perturbmask.evaluation.scoring import (
     METRICS,
@@ -45,6 +45,7 @@ __all__ = [
     "AttributionFn",
     "Column",
     "EvaluationResult",
+    "KeptExamples",
     "Method",
     "MethodSetting",
     "Metric",

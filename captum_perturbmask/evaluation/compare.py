@@ -14,11 +14,12 @@ from captum_perturbmask._core.checks import check_int
 from captum_perturbmask._core.devices import resolve_device
 from captum_perturbmask._core.forward import ConfidenceType, CountForwards
 from captum_perturbmask.evaluation.data import Batch
-from captum_perturbmask.evaluation.results import EvaluationResult, summarize
+from captum_perturbmask.evaluation.results import EvaluationResult, KeptExamples, summarize
 from captum_perturbmask.evaluation.run import (
     MethodsArg,
     ReferenceArg,
     check_seeds,
+    describe_run,
     placed,
     predicted_targets,
     resolve_methods,
@@ -101,7 +102,9 @@ def compare(
 
     Returns:
         An :class:`~.EvaluationResult`, one summary row
-        per method in the order of ``methods``, with ``maps``.
+        per method in the order of ``methods``, with ``maps``, the inputs (``examples``) and
+        the settings (``config``): everything
+        :func:`~captum_perturbmask.report.write_report` shows.
 
     Raises:
         TypeError: a method is neither callable nor an Attribution, or returns a non-tensor;
@@ -173,4 +176,11 @@ def compare(
             )  # fmt: skip
     result = summarize(records, list(fns), reference_method, top_k, keep_records=True)
     result.maps = {name: torch.cat(parts) for name, parts in maps.items()}
+    result.examples = KeptExamples(
+        list(range(n)), inputs.detach().cpu(), None if boxes is None else boxes.clone()
+    )
+    result.config = {"methods": list(fns), "budget": budget, "seeds": seeds,
+                     "batch_size": batch_size, **settings.describe(),
+                     **describe_run(model, inputs, n)}  # fmt: skip
+    result.config.pop("forward_batch_size")
     return result

@@ -5,6 +5,10 @@ batch (flushed and synced), so a killed run loses at most the batch in flight: a
 the kill is skipped when reading and cut off before appending again, and
 ``completed`` tells the runner which (example, method) pairs are done. ``config.json``
 holds the settings of the run; resuming with other settings is refused.
+
+The examples kept for figures and the report (``evaluate(keep_examples=K)``) are stored beside
+the records, one file per batch under ``examples/``, written before the batch's records, so
+every recorded example of the first ``K`` has its maps after a kill and a resume.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ __all__ = [
     "append_records",
     "completed",
     "drop_partial_line",
+    "examples_path",
+    "read_examples",
     "read_records",
     "records_path",
     "remove_records",
     "write_config",
+    "write_examples",
 ]
 
 _PATTERN = "records-rank*.jsonl"
@@ -57,9 +64,44 @@ def read_records(out: str | os.PathLike) -> Iterator[dict[str, Any]]:
 
 
 def remove_records(out: Path) -> None:
-    """Delete every records file under ``out`` (a fresh run in an old folder)."""
-    for old in Path(out).glob(_PATTERN):
+    """Delete every records file and kept-examples file under ``out`` (a fresh run in an old
+    folder)."""
+    for old in (*Path(out).glob(_PATTERN), *Path(out).glob(f"examples/{_EXAMPLES}")):
         old.unlink()
+
+
+_EXAMPLES = "block-*.pt"
+
+
+def examples_path(out: Path, first_index: int) -> Path:
+    """The kept-examples file of the batch that starts at dataset index ``first_index``."""
+    return Path(out) / "examples" / f"block-{int(first_index):09d}.pt"
+
+
+def write_examples(out: Path, first_index: int, kept: Mapping[str, Any]) -> None:
+    """Save one batch's kept examples (``indices``, ``inputs``, ``boxes``, ``maps``: CPU
+    tensors) whole or not at all (a temporary file, then a rename)."""
+    import torch
+
+    path = examples_path(out, first_index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    torch.save(dict(kept), tmp)
+    os.replace(tmp, path)
+
+
+def read_examples(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every batch's kept examples under ``out``, in dataset-index order of the batches (a file
+    that cannot be read is skipped: its batch has no kept maps)."""
+    import torch
+
+    found = []
+    for path in sorted(Path(out).glob(f"examples/{_EXAMPLES}")):
+        try:
+            found.append(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception:  # noqa: BLE001 - a damaged file only costs the report its figures
+            continue
+    return found
 
 
 def drop_partial_line(path: Path) -> None:

@@ -29,7 +29,7 @@ from captum_perturbmask.evaluation.scoring import (
 )
 from captum_perturbmask.metrics.aggregate import mean_ci, paired_difference
 
-__all__ = ["EvaluationResult", "summarize"]
+__all__ = ["EvaluationResult", "KeptExamples", "format_value", "summarize"]
 
 
 def _columns_of(keys: Iterable[str], top_k: float | int) -> list[Column]:
@@ -44,7 +44,14 @@ def _columns_of(keys: Iterable[str], top_k: float | int) -> list[Column]:
     return [c for c in (*registered, *consistency) if c.key in keys]
 
 
-def _cell(mean: float | None, ci: float | None, digits: int) -> str:
+def format_value(mean: float | None, ci: float | None, digits: int = 3) -> str:
+    """A table cell: ``"0.512 ± 0.031"``, ``"0.512"`` without an interval, ``"–"`` without a
+    value.
+
+    Example:
+        >>> format_value(0.5123, 0.0312), format_value(0.5, None, 2), format_value(None, None)
+        ('0.512 ± 0.031', '0.50', '–')
+    """
     if mean is None:
         return "–"
     if ci is None:
@@ -54,6 +61,25 @@ def _cell(mean: float | None, ci: float | None, digits: int) -> str:
 
 def _none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else value
+
+
+@dataclass
+class KeptExamples:
+    """The examples an evaluation kept with their maps, for figures and the report.
+
+    Row ``k`` of :attr:`inputs`, :attr:`boxes` and of every map in
+    :attr:`EvaluationResult.maps` is dataset index ``indices[k]``.
+
+    Attributes:
+        indices: Dataset index of every kept example, in evaluation order.
+        inputs: Their inputs :math:`(K, C, H, W)` or :math:`(K, C, T)`, on the CPU.
+        boxes: Their evidence boxes :math:`(K, 4)` or spans :math:`(K, 2)` (NaN rows for
+            examples without one), or ``None``.
+    """
+
+    indices: list[int]
+    inputs: Tensor
+    boxes: Tensor | None = None
 
 
 @dataclass
@@ -80,8 +106,14 @@ class EvaluationResult:
         columns: The record keys summarised, in table order.
         out: The output folder, or ``None`` for an in-memory run.
         records_in_memory: The records of an in-memory run (``out=None``).
-        maps: Method -> the first seed's maps of every example, concatenated (``compare``).
+        maps: Method -> the first seed's maps of the kept examples, concatenated in the order
+            of ``examples.indices`` (``compare``: every example; ``evaluate``: the first
+            ``keep_examples``).
         top_k: The ``top_k`` of the consistency column.
+        examples: The kept examples (inputs, boxes, indices) the rows of ``maps`` belong
+            to, or ``None``.
+        config: The settings of the run (methods, budget, seeds, metric knobs, model and
+            data descriptions), as JSON values.
 
     Example:
         >>> records = [{"kind": "run", "index": i, "method": m, "seed": 0, "status": "ok",
@@ -114,6 +146,8 @@ class EvaluationResult:
     records_in_memory: list[dict[str, Any]] = field(default_factory=list, repr=False)
     maps: dict[str, Tensor] = field(default_factory=dict, repr=False)
     top_k: float | int = 0.05
+    examples: KeptExamples | None = field(default=None, repr=False)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record (from the files under ``out``, or from memory)."""
@@ -128,25 +162,30 @@ class EvaluationResult:
                 return row
         raise KeyError(f"no method {method!r}; have {[r['method'] for r in self.summary]}")
 
-    def _present(self) -> list[Column]:
-        """Columns with a value for at least one method."""
+    def present_columns(self) -> list[Column]:
+        """The summary's columns with a value for at least one method, in table order."""
         cols = _columns_of(self.columns, self.top_k)
         return [c for c in cols if any(r.get(c.key) is not None for r in self.summary)]
+
+    def paired_columns(self) -> list[Column]:
+        """The present columns with a paired difference against :attr:`reference_method`."""
+        keys = {p["metric"] for p in self.paired}
+        return [c for c in self.present_columns() if c.key in keys]
 
     def to_markdown(self, digits: int = 3) -> str:
         """A table per method (mean ± 95% interval) and the paired differences; columns
         without any value are left out."""
-        present = self._present()
+        present = self.present_columns()
         head = ["method", "n", *(c.header for c in present), "forwards/input", "s/input"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.summary:
             cells = [r["method"], str(r["n"])]
-            cells += [_cell(r.get(c.key), r.get(f"{c.key}_ci"), digits) for c in present]
+            cells += [format_value(r.get(c.key), r.get(f"{c.key}_ci"), digits) for c in present]
             fw, secs = r["forwards_per_input"], r["seconds_per_input"]
             cells.append("–" if fw is None else f"{fw:g}")
             cells.append("–" if secs is None else f"{secs:.3g}")
             lines.append("| " + " | ".join(cells) + " |")
-        paired = [c for c in present if any(p["metric"] == c.key for p in self.paired)]
+        paired = self.paired_columns()
         if paired:
             lines += [
                 "",
@@ -161,7 +200,7 @@ class EvaluationResult:
                 cells = [name]
                 for c in paired:
                     p = pairs.get((name, c.key))
-                    cells.append("–" if p is None else _cell(p["diff"], p["ci"], digits))
+                    cells.append("–" if p is None else format_value(p["diff"], p["ci"], digits))
                 lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -178,6 +217,26 @@ class EvaluationResult:
             for row in self.summary:
                 writer.writerow({k: "" if row.get(k) is None else row[k] for k in keys})
 
+    def curve_columns(self) -> list[Column]:
+        """The curve columns (insertion, deletion) with a mean curve for some method."""
+        cols = [c for c in _columns_of(self.columns, self.top_k) if c.curve]
+        return [c for c in cols if any(c.key in m for m in self.curves.values())]
+
+    def example_runs(self, indices: Iterable[int]) -> dict[int, dict[str, dict[str, Any]]]:
+        """Index -> method -> the run record of the first seed (whose maps are kept), for the
+        examples ``indices``; a method whose run failed is missing."""
+        wanted = set(indices)
+        seeds = self.config.get("seeds") or []
+        first = seeds[0] if seeds else None
+        out: dict[int, dict[str, dict[str, Any]]] = {i: {} for i in wanted}
+        for r in self.records():
+            if r.get("kind") != "run" or r.get("status") != "ok" or r["index"] not in wanted:
+                continue
+            mine = out[r["index"]]
+            if r["method"] not in mine or r["seed"] == first:
+                mine[r["method"]] = r
+        return out
+
     def plot(self, path: str | os.PathLike | None = None) -> Any:
         """Mean curves per method (one panel per curve column: insertion, deletion) above the
         per-example distributions of their values (a :class:`matplotlib.figure.Figure`;
@@ -188,26 +247,20 @@ class EvaluationResult:
         """
         from matplotlib.figure import Figure
 
-        curve_cols = [c for c in _columns_of(self.columns, self.top_k) if c.curve]
-        curve_cols = [c for c in curve_cols if any(c.key in m for m in self.curves.values())]
+        from captum_perturbmask.viz.curves import draw_perturbation_curves
+
+        curve_cols = self.curve_columns()
         if not curve_cols:
             raise ValueError("no curve to plot: the run recorded no insertion or deletion")
         fig = Figure(figsize=(5.5 * len(curve_cols), 6.5), layout="constrained")
         axes = fig.subplots(2, len(curve_cols), squeeze=False)
-        grid = list(CURVE_GRID)
         per_example = _per_example(self.records(), [c.key for c in curve_cols])
         names = [r["method"] for r in self.summary]
         for j, col in enumerate(curve_cols):
             ax = axes[0, j]
-            for name, curves in self.curves.items():
-                if col.key in curves:
-                    ax.plot(grid, curves[col.key], label=name)
-            better = {True: "higher", False: "lower", None: None}[col.higher_is_better]
-            ax.set_title(f"mean {col.label} curve" + (f" ({better} is better)" if better else ""),
-                         fontsize=10)  # fmt: skip
-            ax.set_xlabel(f"fraction of pixels ({col.label})")
-            ax.set_ylabel("confidence in the target")
-            ax.grid(True, alpha=0.3)
+            mean = {n: c[col.key] for n, c in self.curves.items() if col.key in c}
+            draw_perturbation_curves(ax, mean, CURVE_GRID, col.label, col.higher_is_better,
+                                     methods=names, prefix="mean ")  # fmt: skip
             ax = axes[1, j]
             data = [list(per_example[col.key].get(n, {}).values()) or [float("nan")]
                     for n in names]  # fmt: skip

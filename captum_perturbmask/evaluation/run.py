@@ -32,15 +32,26 @@ from captum_perturbmask.evaluation.records import (
     append_records,
     completed,
     drop_partial_line,
+    examples_path,
+    read_examples,
     read_records,
     records_path,
     remove_records,
     write_config,
+    write_examples,
 )
-from captum_perturbmask.evaluation.results import EvaluationResult, summarize
+from captum_perturbmask.evaluation.results import EvaluationResult, KeptExamples, summarize
 from captum_perturbmask.evaluation.scoring import ScoreSettings, failure_record, score_batch
 
-__all__ = ["ON_ERROR", "MethodsArg", "evaluate", "resolve_methods", "run_batches"]
+__all__ = [
+    "ON_ERROR",
+    "MethodsArg",
+    "describe_run",
+    "evaluate",
+    "kept_examples",
+    "resolve_methods",
+    "run_batches",
+]
 
 ON_ERROR = ("raise", "skip")
 #: ``methods=``: ``None`` (the default set), registered names, or name -> ``fn(inputs, target,
@@ -206,13 +217,15 @@ def run_batches(
     progress: Any = None,
     resolve_targets: bool = True,
     keep_maps: bool = False,
+    keeper: Callable[[Batch, Tensor, dict[str, Tensor]], None] | None = None,
 ) -> dict[str, list[Tensor]]:
     """Score every batch and hand its records to ``sink``, batch by batch.
 
     ``batches`` yields ``(batch, target)``; with ``resolve_targets`` the target is the
     batch's own (``predicted_targets``: the model's prediction where an item has none)
     and the yielded one is ignored. Item failures become records (``on_error="skip"``) or are
-    raised. Returns, with ``keep_maps``, method -> first-seed maps of every batch.
+    raised. Returns, with ``keep_maps``, method -> first-seed maps of every batch; ``keeper``
+    gets every batch, its inputs and its first-seed maps before ``sink`` gets its records.
     """
     kept: dict[str, list[Tensor]] = {}
     for batch, target in batches:
@@ -230,11 +243,14 @@ def run_batches(
             todo = {n: f for n, f in fns.items() if any((i, n) not in done for i in batch.indices)}
             new, maps = score_batch(
                 model, todo, x, target, batch.indices, seeds, settings, boxes, counted,
-                on_error, keep_maps,
+                on_error, keep_maps or keeper is not None,
             )  # fmt: skip
             records += new
-            for name, runs in maps.items():
-                kept.setdefault(name, []).append(runs[0])
+            if keeper is not None:
+                keeper(batch, x, {name: runs[0] for name, runs in maps.items()})
+            if keep_maps:
+                for name, runs in maps.items():
+                    kept.setdefault(name, []).append(runs[0])
         sink(records)
         if progress is not None:
             progress.update(len(batch.indices) + len(batch.failures))
@@ -267,6 +283,7 @@ def evaluate(
     box_threshold: float = 0.5,
     box_mode: str = "quantile",
     pointing_tolerance: float = 0,
+    keep_examples: int = 0,
 ) -> EvaluationResult:
     r"""Explain and score a whole dataset with several saliency methods; resumable, sharded.
 
@@ -336,6 +353,11 @@ def evaluate(
         box_threshold: Threshold of the saliency box / span.
         box_mode: Mode of the saliency box / span (``"quantile"``, ``"value"``, ``"energy"``).
         pointing_tolerance: Tolerance of the pointing game, in pixels (steps).
+        keep_examples: Keep the inputs and the first seed's maps of the first
+            ``keep_examples`` examples (``result.examples``, ``result.maps``: for figures
+            and :func:`~captum_perturbmask.report.write_report`). With ``out`` they are
+            stored under ``out/examples/``, batch by batch before the batch's records, so a
+            resumed run keeps them too; the records do not depend on it. Default 0.
 
     Returns:
         An :class:`~.EvaluationResult` (on every rank;
@@ -364,6 +386,7 @@ def evaluate(
     check_bool(show_progress, "show_progress")
     if num_workers is not None:
         check_int(num_workers, "num_workers", 0)
+    keep_examples = check_int(keep_examples, "keep_examples", 0)
     settings = ScoreSettings(
         metrics=None if metrics is None else tuple(metrics), confidence=confidence,
         n_steps=n_steps, step_size=step_size, forward_batch_size=forward_batch_size,
@@ -402,10 +425,13 @@ def evaluate(
             if isinstance(ref, Tensor):
                 ref = ref.to(device)
             settings = ScoreSettings(**{**vars(settings), "reference": ref})
-            return _run(
+            result = _run(
                 model, dataset, first, methods, budget, seeds, batch_size, blocks, out_dir, resume,
                 device, on_error, show_progress, num_workers, reference_method, settings, dist,
+                all_indices[:keep_examples],
             )  # fmt: skip
+            result.config.update(describe_run(model, dataset, len(all_indices)))
+            return result
     finally:
         dist.close()
 
@@ -414,7 +440,7 @@ def _run(
     model: Any, dataset: Any, first: Tensor, methods: MethodsArg, budget: int, seeds: list[int],
     batch_size: int, blocks: list[list[int]], out: Path | None, resume: bool, device: torch.device,
     on_error: str, show_progress: bool, num_workers: int | None, reference_method: str | None,
-    settings: ScoreSettings, dist: Distributed,
+    settings: ScoreSettings, dist: Distributed, keep: list[int],
 ) -> EvaluationResult:  # fmt: skip
     from tqdm.auto import tqdm
 
@@ -428,7 +454,12 @@ def _run(
     done: set[tuple[int, str]] = set()
     memory: list[dict[str, Any]] = []
     sink: Callable[[list[dict[str, Any]]], None] = memory.extend
-    if out is not None:
+    config = {"methods": names, "budget": budget, "seeds": seeds, "batch_size": batch_size,
+              **settings.describe()}  # fmt: skip
+    config.pop("forward_batch_size")  # rows per call do not change a record
+    if out is None:
+        keeper = _Keeper(keep, mine, names, out)
+    else:
         path = records_path(out, dist.rank)
         if resume:
             drop_partial_line(path)
@@ -436,14 +467,15 @@ def _run(
         elif dist.rank == 0:
             remove_records(out)
         if dist.rank == 0:
-            config = {"methods": names, "budget": budget, "seeds": seeds,
-                      "batch_size": batch_size, **settings.describe()}  # fmt: skip
-            config.pop("forward_batch_size")  # rows per call do not change a record
             write_config(out, config, resume)
         dist.barrier()
+        keeper = _Keeper(keep, mine, names, out)
+        # blocks explained again for their kept maps: their recorded runs are not appended twice
+        recorded = keeper.recorded(done)
+        done = {(i, n) for i, n in done if i not in keeper.redo}
 
         def sink(records: list[dict[str, Any]]) -> None:
-            append_records(path, records)
+            append_records(path, [r for r in records if _key(r) not in recorded])
 
     todo = [b for b in mine if any((i, n) not in done for i in b for n in names)]
     bar = tqdm(
@@ -462,7 +494,7 @@ def _run(
         with counter:
             run_batches(
                 model, fns, ((batch, None) for batch in loader), seeds, settings, counted,
-                on_error, device, sink, done, bar,
+                on_error, device, sink, done, bar, keeper=keeper if keep else None,
             )  # fmt: skip
     finally:
         bar.close()  # also on an error: its line ends before the error is told
@@ -473,6 +505,12 @@ def _run(
     result = summarize(
         source, names, reference_method, settings.top_k, out, keep_records=out is None
     )
+    result.config = {**config, "keep_examples": len(keep)}
+    if keep:
+        parts = read_examples(out) if out is not None else keeper.parts
+        if out is None and dist.world > 1:
+            parts = dist.gather(keeper.parts)
+        result.examples, result.maps = kept_examples(parts, keep, names)
     if out is not None and dist.rank == 0 and result.summary:
         (out / "summary.md").write_text(result.to_markdown() + "\n", encoding="utf-8")
         result.to_csv(out / "summary.csv")
@@ -482,3 +520,105 @@ def _run(
             except Exception as err:  # noqa: BLE001 - a figure must not lose the records
                 warnings.warn(f"could not draw curves.png: {err}", RuntimeWarning, stacklevel=3)
     return result
+
+
+def _key(record: Mapping[str, Any]) -> tuple:
+    """The identity of a record (as :func:`~.summarize` counts it)."""
+    return record["kind"], record["index"], record["method"], record.get("seed")
+
+
+class _Keeper:
+    """The kept examples of one rank: which of its blocks need their maps (``redo``: no
+    complete file under ``out``), and the ``run_batches`` keeper that saves them (to
+    ``out/examples/`` before the records, or in memory)."""
+
+    def __init__(
+        self, keep: list[int], mine: list[list[int]], names: list[str], out: Path | None
+    ) -> None:
+        self.keep, self.out, self.parts = set(keep), out, []
+        self.first = {i: b[0] for b in mine if self.keep.intersection(b) for i in b}
+        self.redo: set[int] = set()
+        for block in mine:
+            wanted = self.keep.intersection(block)
+            if wanted and (out is None or not self._complete(block[0], wanted, names)):
+                self.redo.update(block)
+
+    def _complete(self, first: int, wanted: set[int], names: list[str]) -> bool:
+        path = examples_path(self.out, first)
+        if not path.exists():
+            return False
+        try:
+            part = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a damaged file is written again
+            return False
+        return wanted <= set(part["indices"]) and set(names) <= set(part["maps"])
+
+    def recorded(self, done: set[tuple[int, str]]) -> set[tuple]:
+        """The recorded runs of the blocks explained again (``done`` pairs only)."""
+        if not self.redo or self.out is None:
+            return set()
+        return {
+            _key(r)
+            for r in read_records(self.out)
+            if r["index"] in self.redo and (r["index"], r["method"]) in done
+        }
+
+    def __call__(self, batch: Batch, x: Tensor, maps: dict[str, Tensor]) -> None:
+        rows = [k for k, i in enumerate(batch.indices) if i in self.keep]
+        if not rows or batch.indices[rows[0]] not in self.redo:
+            return  # a block whose file is complete, resumed for other methods
+        boxes = None if batch.boxes is None else batch.boxes[rows].cpu()
+        part = {
+            "indices": [batch.indices[k] for k in rows],
+            "inputs": x[rows].detach().cpu(),
+            "boxes": boxes,
+            "maps": {n: m[rows].detach().cpu() for n, m in maps.items()},
+        }
+        if self.out is None:
+            self.parts.append(part)
+        else:
+            write_examples(self.out, self.first[part["indices"][0]], part)
+
+
+def kept_examples(
+    parts: Iterable[Mapping[str, Any]], keep: Sequence[int], names: Sequence[str]
+) -> tuple[KeptExamples | None, dict[str, Tensor]]:
+    """The kept examples and their maps from the saved batches ``parts``, rows in the order
+    of ``keep``: the examples found (of the first's shape), the methods every one has."""
+    rows: dict[int, tuple[Mapping[str, Any], int]] = {}
+    for part in parts:
+        for k, index in enumerate(part["indices"]):
+            rows[int(index)] = (part, k)
+    order = [i for i in keep if i in rows]
+    if not order:
+        return None, {}
+    shape = rows[order[0]][0]["inputs"].shape[1:]
+    order = [i for i in order if rows[i][0]["inputs"].shape[1:] == shape]
+    methods = [n for n in names if all(n in rows[i][0]["maps"] for i in order)]
+    inputs = torch.stack([rows[i][0]["inputs"][rows[i][1]] for i in order])
+    boxes = None
+    if any(rows[i][0]["boxes"] is not None for i in order):
+        width = 4 if inputs.ndim == 4 else 2
+        nan = torch.full((width,), float("nan"), dtype=torch.float64)
+        boxes = torch.stack(
+            [
+                nan if rows[i][0]["boxes"] is None else rows[i][0]["boxes"][rows[i][1]].double()
+                for i in order
+            ]
+        )
+    maps = {n: torch.stack([rows[i][0]["maps"][n][rows[i][1]] for i in order]) for n in methods}
+    return KeptExamples(order, inputs, boxes), maps
+
+
+def describe_run(model: Any, data: Any, n_examples: int) -> dict[str, Any]:
+    """The model and the data of a run in words, for its configuration (the report)."""
+    if isinstance(model, nn.Module):
+        params = sum(p.numel() for p in model.parameters())
+        what = f"{type(model).__name__} ({params:,} parameters)"
+    else:
+        what = getattr(model, "__qualname__", type(model).__name__)
+    if isinstance(data, Tensor):
+        about = f"tensor of shape {tuple(data.shape)}"
+    else:
+        about = f"{type(data).__name__} of {len(data):,} items"
+    return {"model": what, "data": about, "n_examples": int(n_examples)}

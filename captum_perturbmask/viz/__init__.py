@@ -1,4 +1,5 @@
-"""Figures: saliency maps, one explanation, acceptable variations and convergence curves.
+"""Figures: saliency maps, one explanation, acceptable variations, convergence and
+insertion / deletion curves.
 
 Every figure of the package (the demo, the ``explain`` command, the docs) is drawn here, in one
 style:
@@ -22,8 +23,8 @@ state, any backend, no display needed), returns it, and saves it when ``path`` i
 
 The figures live by subject, in ``viz.images`` (:func:`plot_maps`, :func:`plot_explanation`),
 ``viz.series`` (:func:`plot_series_maps`), ``viz.variations`` (:func:`plot_variations`) and
-``viz.curves`` (:func:`plot_convergence`), and are imported from here. Matplotlib is imported
-when a figure is drawn, not with this package.
+``viz.curves`` (:func:`plot_convergence`, :func:`plot_perturbation_curves`), and are imported
+from here. Matplotlib is imported when a figure is drawn, not with this package.
 """
 
 # The look lives in viz._style; its constants are importable from here too (explicit
@@ -36,7 +37,7 @@ from captum_perturbmask.viz._style import OVERLAY_ALPHA as OVERLAY_ALPHA
 from captum_perturbmask.viz._style import SAVE_DPI as SAVE_DPI
 from captum_perturbmask.viz._style import SPAN_ALPHA as SPAN_ALPHA
 from captum_perturbmask.viz._style import TITLE_SIZE as TITLE_SIZE
-from captum_perturbmask.viz.curves import plot_convergence
+from captum_perturbmask.viz.curves import plot_convergence, plot_perturbation_curves
 from captum_perturbmask.viz.images import plot_explanation, plot_maps
 from captum_perturbmask.viz.series import plot_series_maps
 from captum_perturbmask.viz.variations import plot_variations
@@ -51,6 +52,7 @@ __all__ = [
     "plot_convergence",
     "plot_explanation",
     "plot_maps",
+    "plot_perturbation_curves",
     "plot_series_maps",
     "plot_variations",
     "png_bytes",

@@ -27,6 +27,15 @@ DISPLAY_MAX_SIDE = 1024
 
 #: Line colour of each method in curve figures (other methods take the next default colours).
 METHOD_COLORS = {"PerturbMask": "tab:red", "RISE": "tab:blue"}
+
+
+def method_color(name: str, position: int) -> str:
+    """The line colour of method ``name``, the ``position``-th of its figure: its own colour in
+    :data:`METHOD_COLORS`, else the default colour cycle from its third colour on (the first
+    two are the named methods')."""
+    return METHOD_COLORS.get(name, f"C{(position + 2) % 10}")
+
+
 #: Colours of variants: accepted, flipped to another class, too unsure, not scored.
 STATUS_COLORS = {
     "kept": "tab:green",

@@ -44,8 +44,11 @@ def test_demo_quick_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixt
             "metrics.md",
             "metrics.csv",
             "convergence.csv",
+            "report.html",
         ]
     )  # and no temporary file left
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('<article class="example"') == 2 and 'id="paired"' in page
     with open(out / "metrics.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["method"] for r in rows] == ["PerturbMask", "RISE", "GradCAM", "LIME", "Occlusion"]
@@ -98,8 +101,19 @@ def test_series_demo_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFix
     for name in ("series_maps.png", "planted_maps.png", "variations.png"):
         assert is_png(out / name), name
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["series_maps.png", "planted_maps.png", "variations.png", "metrics.md", "metrics.csv"]
+        [
+            "series_maps.png",
+            "planted_maps.png",
+            "variations.png",
+            "metrics.md",
+            "metrics.csv",
+            "report.html",
+        ]
     )  # and no temporary file left
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for anchor in ("gunpoint", "planted-motifs", "planted-motifs-example-1"):
+        assert f'id="{anchor}"' in page, anchor
+    assert "(Point)" in page or "(Gun)" in page  # the class names
     with open(out / "metrics.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     methods = ["PerturbMask", "RISE", "LIME", "Occlusion", "FeatureAblation", "IntegratedGradients"]

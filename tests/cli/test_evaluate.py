@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +40,9 @@ def test_digits_run_writes_records_summary_and_figure(tmp_path: Path, capsys) ->
     out = capsys.readouterr().out
     assert rc == 0
     assert "| PerturbMask | 4 |" in out and "| Occlusion | 4 |" in out
-    for name in ("summary.md", "summary.csv", "curves.png", "config.json"):
+    for name in ("summary.md", "summary.csv", "curves.png", "config.json", "report.html"):
         assert (tmp_path / name).is_file(), name
+    assert _example_ids(tmp_path) == [f"example-{i}" for i in range(4)]  # --n-examples 4
     recs = _records(tmp_path)
     runs = [r for r in recs if r["kind"] == "run"]
     assert {r["method"] for r in runs} == {"PerturbMask", "Occlusion"}
@@ -145,6 +149,17 @@ def test_torchrun_writes_the_same_table_as_one_process(tmp_path: Path) -> None:
         return [line.rsplit("|", 2)[0] if line.startswith("| ") else line for line in lines]
 
     assert table(tmp_path / "one") == table(tmp_path / "two")
+    # both ranks stored their kept examples; rank 0's page shows all of them
+    assert (
+        _example_ids(tmp_path / "one")
+        == _example_ids(tmp_path / "two")
+        == [f"example-{i}" for i in range(8)]
+    )
+
+
+def _example_ids(folder: Path) -> list[str]:
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    return re.findall(r'<article class="example" id="([^"]+)"', html)
 
 
 # ------------------------------------------------------------------------- your model, your data
@@ -244,9 +259,7 @@ def test_every_kind_of_model(tmp_path: Path, capsys) -> None:
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_records_of_one_run(tmp_path: Path) -> None:
     """A run killed with SIGKILL mid-way and continued with --resume writes the records an
-    uninterrupted run writes."""
-    import signal
-    import time
+    uninterrupted run writes, and the same report."""
 
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     args = [sys.executable, "-m", "captum_perturbmask", "evaluate", "--data", "digits",
@@ -269,3 +282,9 @@ def test_kill_and_resume_gives_the_records_of_one_run(tmp_path: Path) -> None:
     subprocess.run([*args, "--resume", "--out", str(killed)], check=True, env=env,
                    capture_output=True, timeout=300)  # fmt: skip
     assert _records(killed) == _records(tmp_path / "whole")
+    # the kept examples (--report-examples, 8 by default) survive the kill too
+    assert (
+        _example_ids(killed)
+        == _example_ids(tmp_path / "whole")
+        == [f"example-{i}" for i in range(8)]
+    )

@@ -66,3 +66,44 @@ def test_plot_convergence_shapes(tmp_path) -> None:
 def test_plot_convergence_errors(rows, kwargs, error, match) -> None:
     with pytest.raises(error, match=match):
         viz.plot_convergence(rows, **kwargs)
+
+
+def test_plot_perturbation_curves_panels_legend_and_colours(tmp_path) -> None:
+    grid = [i / 4 for i in range(5)]
+    curves = {
+        "RISE": {"insertion": [0.1, 0.4, 0.6, 0.8, 0.9]},
+        "Other": {"insertion": [0.2] * 5, "deletion": [0.9, 0.5, 0.3, 0.2, 0.1]},
+    }
+    path = tmp_path / "curves.png"
+    order = ["PerturbMask", "RISE", "Other"]
+    fig = viz.plot_perturbation_curves(
+        curves,
+        grid,
+        scores={"Other": {"insertion": 0.2}},
+        methods=order,
+        title="example 3",
+        path=str(path),
+    )
+    assert path.stat().st_size > 0 and fig._suptitle.get_text() == "example 3"
+    ins, dele = fig.axes
+    assert ins.get_title() == "insertion curve (higher is better)"
+    assert dele.get_title() == "deletion curve (lower is better)"
+    assert [t.get_text() for t in ins.get_legend().get_texts()] == ["RISE", "Other (0.200)"]
+    assert [t.get_text() for t in dele.get_legend().get_texts()] == ["Other"]
+    # a method keeps its colour whatever else is drawn: RISE its own, Other the third default
+    assert ins.lines[0].get_color() == "tab:blue"
+    assert ins.lines[1].get_color() == dele.lines[0].get_color() == "C4"
+    assert ins.lines[0].get_xdata().tolist() == grid
+
+
+@pytest.mark.parametrize(
+    "curves, error, match",
+    [
+        ([1, 2], TypeError, "mapping method"),
+        ({"a": {"iou": [1.0] * 5}}, ValueError, "no insertion or deletion"),
+        ({"a": {"insertion": [1.0] * 4}}, ValueError, r"curves\['a'\]\['insertion'\]"),
+    ],
+)
+def test_plot_perturbation_curves_refuses(curves, error, match) -> None:
+    with pytest.raises(error, match=match):
+        viz.plot_perturbation_curves(curves, [i / 4 for i in range(5)])

@@ -16,6 +16,7 @@ HOMES = {
     "plot_series_maps": "series",
     "plot_variations": "variations",
     "plot_convergence": "curves",
+    "plot_perturbation_curves": "curves",
     "png_bytes": "_draw",
 }
 
