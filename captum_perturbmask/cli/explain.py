@@ -167,7 +167,8 @@ def add_parser(subparsers: Any, parents: Callable[..., list[argparse.ArgumentPar
         nargs="+",
         type=file_path,
         metavar="IMAGE",
-        help="image files (PNG, JPEG, ...), folders of images or glob patterns ('shots/*.jpg')",
+        help="image files (PNG, JPEG, ...), folders of images or glob patterns (quoted, so "
+        "that the shell leaves the stars to the command)",
     )
     explain.add_argument(
         "--target",
