@@ -1,0 +1,264 @@
+"""Choosing PerturbMask's default without looking at the bed it is scored on.
+
+Protocol (fixed in this file before any candidate was run; the final-test beds were declared in
+``beds_suite.FINAL_TEST`` before the study):
+
+* **Beds.** Study beds: every suite bed except ``FINAL_TEST``. The final-test beds are run once,
+  by ``final``, after the default is set, and never inform a choice.
+* **Candidates.** :data:`CANDIDATES`: the current default and variations of one knob at a time
+  (keep-probability, a mixture over densities, Latin-hypercube designs after HSIC, multi-scale
+  grids, a finer grid, the smoothness weight, the estimator's response, the poster's on/off
+  chain and the sequential design), all at ``BUDGET`` = 400 forward passes per input.
+* **Score.** On a bed ``b``, candidate ``c`` gets ``S(c, b)``: the minimum over insertion,
+  deletion, insertion from the training mean and deletion from the training mean of the paired
+  mean difference against RISE at 4,000 passes, each signed so that positive is better
+  (``c - RISE`` for insertion, ``RISE - c`` for deletion). A candidate that wins three metrics
+  and loses one is scored by the loss.
+* **Selection on a set of beds.** The candidate with the best worst case
+  ``max_c min_b S(c, b)``; within ``TIE`` of it, the best mean of ``S`` over the beds.
+* **Leave one bed out.** For every study bed ``b``: select on the other study beds, report the
+  selected candidate's scores on ``b`` (held-out scores). The shipped default is the selection
+  on all study beds.
+
+Commands::
+
+    python benchmarks/default_study.py run      # candidates on the study beds (resumable)
+    python benchmarks/default_study.py select   # LOBO table + selection -> results/default_study.md
+    python benchmarks/default_study.py final    # the shipped default once on FINAL_TEST
+
+The suite's peers (RISE-4000, RISE, HSIC, Sobol) come from ``suite.py run`` in the same output
+folder; missing ones are run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import beds_suite  # noqa: E402
+import suite  # noqa: E402
+
+BUDGET = 400
+N_EXAMPLES = 12
+SEEDS = (0, 1)
+TIE = 0.002
+REFERENCE = "RISE-4000"
+PEERS = ("RISE-4000", "RISE", "HSIC", "Sobol")
+METRICS = ("insertion", "deletion", "insertion_mean", "deletion_mean")
+HIGHER_BETTER = {
+    "insertion": True,
+    "deletion": False,
+    "insertion_mean": True,
+    "deletion_mean": False,
+}
+OUT = Path(__file__).parent / "results" / "suite_runs"
+RESULTS = Path(__file__).parent / "results"
+
+#: name -> PerturbMask keywords. "PM-0.2" is the default the study started from.
+CANDIDATES: dict[str, dict] = {
+    "PM-0.2": {"keep_prob": 0.7, "eta": 10.0, "grid_size": 6, "sampler": "uniform"},
+    "k50": {"keep_prob": 0.5},
+    "k28": {"keep_prob": (0.2, 0.8)},
+    "k19": {"keep_prob": (0.1, 0.9)},
+    "k28-lhs": {"keep_prob": (0.2, 0.8), "sampler": "lhs"},
+    "k28-ms": {"keep_prob": (0.2, 0.8), "scales": (0.5, 1.0, 2.0)},
+    "k28-g8": {"keep_prob": (0.2, 0.8), "grid_size": 8},
+    "k28-eta3": {"keep_prob": (0.2, 0.8), "eta": 3.0},
+    "k28-prob": {"keep_prob": (0.2, 0.8), "link": "identity"},
+    "k28-seq": {"keep_prob": (0.2, 0.8), "design": "sequential"},
+    "chain": {"design": "chain"},
+}
+
+
+def candidate_fn(model: torch.nn.Module, inputs: torch.Tensor, kwargs: dict):
+    """``fn(x, target, seed)`` of PerturbMask built with ``kwargs`` (``link`` goes to the
+    regression estimator)."""
+    from captum_perturbmask.attr import PerturbMask
+    from captum_perturbmask.attr.estimators import RegressionEstimator
+
+    kwargs = dict(kwargs)
+    if inputs.dim() == 3:  # series: one grid along time, the default rule
+        kwargs.pop("grid_size", None)
+    link = kwargs.pop("link", None)
+    if link is not None:
+        eta = kwargs.pop("eta", 10.0)
+        kwargs["estimator"] = RegressionEstimator(eta=eta, link=link)
+    explainer = PerturbMask(model, **kwargs)
+
+    def fn(x: torch.Tensor, target, seed: int) -> torch.Tensor:
+        return explainer.attribute(
+            x, target=target, budget=BUDGET, seed=seed, perturbations_per_eval=64
+        )
+
+    return fn
+
+
+def run(beds: list[str], names: list[str], n: int) -> None:
+    torch.set_num_threads(1)
+    for bed in beds:
+        data = beds_suite.BEDS[bed].load(n)
+        methods = {
+            f"study-{c}": candidate_fn(data.model, data.inputs, CANDIDATES[c]) for c in names
+        }
+        suite.run_bed(bed, methods, budget=BUDGET, n=n, seeds=SEEDS, out=OUT)
+        missing = [p for p in PEERS if not _has(bed, p)]
+        if missing:
+            suite.run_bed(bed, missing, budget=BUDGET, n=n, seeds=SEEDS, out=OUT)
+        print(f"{bed}: done", flush=True)
+
+
+def _has(bed: str, method: str) -> bool:
+    try:
+        return len(suite.load_records(OUT, bed, method)["insertion"]) > 0
+    except (FileNotFoundError, KeyError, ValueError):
+        return False
+
+
+def _paired(cand: dict, ref: dict, metric: str) -> tuple[float, float]:
+    a, b = np.asarray(cand[metric], float), np.asarray(ref[metric], float)
+    m = min(len(a), len(b))
+    d = a[:m] - b[:m] if HIGHER_BETTER[metric] else b[:m] - a[:m]
+    half = 1.96 * d.std(ddof=1) / math.sqrt(m) if m > 1 else float("nan")
+    return float(d.mean()), float(half)
+
+
+def scores(beds: list[str], names: list[str]) -> dict[str, dict[str, dict]]:
+    """bed -> candidate -> {metric: (mean, half), "S": min mean, "top5": overlap, ...}."""
+    table: dict[str, dict[str, dict]] = {}
+    for bed in beds:
+        ref = suite.load_records(OUT, bed, REFERENCE)
+        table[bed] = {}
+        for c in names:
+            rec = suite.load_records(OUT, bed, f"study-{c}")
+            row = {m: _paired(rec, ref, m) for m in METRICS}
+            row["S"] = min(row[m][0] for m in METRICS)
+            for extra in ("top5_overlap", "iou"):
+                if extra in rec and len(rec[extra]):
+                    row[extra] = float(np.nanmean(rec[extra]))
+            table[bed][c] = row
+    return table
+
+
+def select(table: dict[str, dict[str, dict]], beds: list[str], names: list[str]) -> str:
+    worst = {c: min(table[b][c]["S"] for b in beds) for c in names}
+    best = max(worst.values())
+    tied = [c for c in names if worst[c] >= best - TIE]
+    return max(tied, key=lambda c: np.mean([table[b][c]["S"] for b in beds]))
+
+
+def _fmt(mean: float, half: float) -> str:
+    return f"{mean:+.3f} ± {half:.3f}"
+
+
+def report(beds: list[str], names: list[str]) -> str:
+    table = scores(beds, names)
+    lines = ["# PerturbMask default study (leave one bed out)", ""]
+    lines += [
+        f"Study beds ({len(beds)}): {', '.join(beds)}.",
+        f"Final-test beds (not used here): {', '.join(beds_suite.FINAL_TEST)}.",
+        f"Budget {BUDGET} passes, {N_EXAMPLES} examples per bed, seeds {SEEDS}; score S = "
+        f"worst of four paired differences against {REFERENCE} (positive = better).",
+        "",
+    ]
+    lines += [
+        "## S(candidate, bed)",
+        "",
+        "| bed | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for b in beds:
+        lines.append(f"| {b} | " + " | ".join(f"{table[b][c]['S']:+.3f}" for c in names) + " |")
+    worst = [min(table[b][c]["S"] for b in beds) for c in names]
+    mean = [np.mean([table[b][c]["S"] for b in beds]) for c in names]
+    lines.append("| **worst** | " + " | ".join(f"{w:+.3f}" for w in worst) + " |")
+    lines.append("| **mean** | " + " | ".join(f"{m:+.3f}" for m in mean) + " |")
+    lines += [
+        "",
+        "## Leave one bed out",
+        "",
+        "| held-out bed | selected on the others | S on the held-out bed | its rank there |",
+        "|---|---|---|---|",
+    ]
+    held = []
+    for b in beds:
+        others = [o for o in beds if o != b]
+        c = select(table, others, names)
+        order = sorted(names, key=lambda k: -table[b][k]["S"])
+        held.append(table[b][c]["S"])
+        lines.append(f"| {b} | {c} | {table[b][c]['S']:+.3f} | {order.index(c) + 1}/{len(names)} |")
+    lines += ["", f"Held-out S: worst {min(held):+.3f}, mean {np.mean(held):+.3f}.", ""]
+    chosen = select(table, beds, names)
+    lines += [f"**Selected on all study beds: `{chosen}`** = `{CANDIDATES[chosen]}`.", ""]
+    lines += ["## Per metric, selected and start", ""]
+    for c in dict.fromkeys([chosen, "PM-0.2"]):
+        lines += [
+            f"### {c}",
+            "",
+            "| bed | " + " | ".join(METRICS) + " | top-5% overlap | IoU |",
+            "|---|" + "---|" * (len(METRICS) + 2),
+        ]
+        for b in beds:
+            row = table[b][c]
+            cells = [_fmt(*row[m]) for m in METRICS]
+            cells += [
+                f"{row.get('top5_overlap', float('nan')):.2f}",
+                f"{row.get('iou', float('nan')):.2f}",
+            ]
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+        lines.append("")
+    (RESULTS / "default_study.json").write_text(
+        json.dumps({"chosen": chosen, "table": table, "beds": beds}, indent=1, default=float)
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("command", choices=("run", "select", "final"))
+    p.add_argument("--beds", nargs="*", default=None)
+    p.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
+    p.add_argument("--n", type=int, default=N_EXAMPLES)
+    a = p.parse_args(argv)
+    study = [b.name for b in beds_suite.select("study")]
+    if a.command == "run":
+        run(a.beds or study, a.candidates, a.n)
+    elif a.command == "select":
+        text = report(a.beds or study, a.candidates)
+        (RESULTS / "default_study.md").write_text(text + "\n")
+        print(text)
+    else:
+        final = list(beds_suite.FINAL_TEST)
+        run(final, ["shipped", "PM-0.2"], a.n)
+        table = scores(final, ["shipped", "PM-0.2"])
+        lines = [
+            "# Final-test beds, looked at once",
+            "",
+            "| bed | method | " + " | ".join(METRICS) + " | top-5% | IoU |",
+            "|---|---|" + "---|" * (len(METRICS) + 2),
+        ]
+        for b in final:
+            for c in ("shipped", "PM-0.2"):
+                row = table[b][c]
+                cells = [_fmt(*row[m]) for m in METRICS]
+                cells += [
+                    f"{row.get('top5_overlap', float('nan')):.2f}",
+                    f"{row.get('iou', float('nan')):.2f}",
+                ]
+                lines.append(f"| {b} | {c} | " + " | ".join(cells) + " |")
+        text = "\n".join(lines)
+        (RESULTS / "default_study_final.md").write_text(text + "\n")
+        print(text)
+
+
+CANDIDATES["shipped"] = {}  # PerturbMask's defaults as shipped (set after the study)
+
+if __name__ == "__main__":
+    main()
