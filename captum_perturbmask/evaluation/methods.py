@@ -287,6 +287,18 @@ def _kernel_shap(s: MethodSetting) -> AttributionFn:
     )
 
 
+def _hsic(s: MethodSetting) -> AttributionFn:
+    from captum_perturbmask.attr import HSICAttribution
+
+    return s.captum(HSICAttribution(s.model), budget=s.budget)
+
+
+def _sobol(s: MethodSetting) -> AttributionFn:
+    from captum_perturbmask.attr import SobolAttribution
+
+    return s.captum(SobolAttribution(s.model), budget=s.budget)
+
+
 for _entry in (
     Method("PerturbMask", _perturb_mask),
     Method("RISE", _rise),
@@ -296,6 +308,8 @@ for _entry in (
     Method("FeatureAblation", _feature_ablation, default=("series",)),
     Method("IntegratedGradients", _integrated_gradients, default=("series",)),
     Method("KernelShap", _kernel_shap, default=()),
+    Method("HSIC", _hsic, default=()),
+    Method("Sobol", _sobol, default=()),
 ):
     register_method(_entry)
 del _entry
