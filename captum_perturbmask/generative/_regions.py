@@ -15,7 +15,7 @@ from torch import Tensor
 
 from captum_perturbmask._core.checks import check_real_tensor
 
-__all__ = ["mask_extents", "mask_from", "patch_origins"]
+__all__ = ["fit_to_window", "mask_extents", "mask_from", "patch_origins"]
 
 
 def mask_extents(mask: Tensor) -> Tensor:
@@ -227,3 +227,40 @@ def patch_origins(mask: Tensor, patch: tuple[int, ...], patch_origin: Any) -> Te
                 f"`patch_origin` {where} of size {patch_str}"
             )
     return po
+
+
+def fit_to_window(mask: Tensor, patch: tuple[int, ...]) -> Tensor:
+    """Cut each region :math:`B` whose extent exceeds the generator's window to the window.
+
+    Along every spatial dim where the extent of :math:`B` is longer than the window
+    :math:`P`, only the :math:`P` positions centred on the extent (rounded half up, as
+    :func:`patch_origins`) are kept; regions that fit are returned unchanged.
+
+    Args:
+        mask: bool :math:`(N, *X)`, every mask non-empty.
+        patch: the window size :math:`P` (:math:`S` ints, each :math:`\\le` the input size).
+
+    Returns:
+        bool :math:`(N, *X)`, every extent within :math:`P`.
+
+    Example:
+        >>> b = torch.zeros(1, 12, dtype=torch.bool)
+        >>> b[0, 1:11] = True  # 10 steps into a window of 6: steps 3:9 are kept
+        >>> fit_to_window(b, (6,)).nonzero()[:, 1].tolist()
+        [3, 4, 5, 6, 7, 8]
+    """
+    extents = mask_extents(mask)  # (N, S, 2)
+    out = mask.clone()
+    size = tuple(mask.shape[1:])
+    for dim, p in enumerate(patch):
+        lo, hi = extents[:, dim, 0], extents[:, dim, 1]
+        start = torch.where(hi - lo > p, (lo + hi - p + 1) // 2, lo)
+        stop = torch.where(hi - lo > p, start + p, hi)
+        pos = torch.arange(size[dim], device=mask.device)
+        keep = (pos[None] >= start[:, None].to(mask.device)) & (
+            pos[None] < stop[:, None].to(mask.device)
+        )
+        view = [mask.shape[0]] + [1] * len(size)
+        view[1 + dim] = size[dim]
+        out = out & keep.view(view)
+    return out

@@ -47,7 +47,7 @@ from captum_perturbmask._core.forward import (
     deprecated_alias,
 )
 from captum_perturbmask._core.random import make_generator
-from captum_perturbmask.generative._regions import mask_from, patch_origins
+from captum_perturbmask.generative._regions import fit_to_window, mask_from, patch_origins
 from captum_perturbmask.generative._search import (
     FiniteGuard,
     Objective,
@@ -346,6 +346,7 @@ class LatentVariationGenerator:
         self.forward_func = forward_func
         self.feature_func = feature_func
         self.confidence = check_confidence(confidence)
+        self.contextual = getattr(generator, "conditions_on_context", False) is True
 
     # ---------------------------------------------------------------- model calls
     def _probe(self, like: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -358,6 +359,27 @@ class LatentVariationGenerator:
         d = self.latent_dim
         series = like.dim() == 3
         kind = "series (M, C, t)" if series else "images (M, C, h, w)"
+        if self.contextual:
+            window = tuple(getattr(self.generator, "window", ()))
+            c = like.shape[1]
+            if len(window) != like.dim() - 2:
+                raise ValueError(
+                    f"a context-aware generator needs a `window` of {like.dim() - 2} sizes for "
+                    f"{kind}, got {window!r}"
+                )
+            with torch.no_grad():
+                out = self.generator(
+                    like.new_zeros((2, d)),
+                    like.new_zeros((2, c, *window)),
+                    like.new_ones((2, 1, *window)),
+                )
+            if not isinstance(out, Tensor) or tuple(out.shape) != (2, c, *window):
+                got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise ValueError(
+                    f"the context-aware generator must return windows {(2, c, *window)} for "
+                    f"{c}-channel inputs, got {got}"
+                )
+            return (d,), (c, *window)
         shapes = ((d,), (d, 1)) if series else ((d,), (d, 1, 1))
         attempts = []
         for shape in shapes:
@@ -410,7 +432,7 @@ class LatentVariationGenerator:
         clip_value: float = 1.0,
         tol: float = 1e-4,
         check_every: int = 25,
-        threshold: float = 0.5,
+        threshold: float = 0.94,
         threshold_mode: str = "quantile",
         patch_origin: int | tuple[int, ...] | Tensor | None = None,
         feather: int = 0,
@@ -459,7 +481,11 @@ class LatentVariationGenerator:
                 between two checks; 0 disables early stopping.
             check_every: steps between convergence and finiteness checks (the only host syncs
                 of the loop).
-            threshold: threshold of ``saliency_box``/``saliency_mask``.
+            threshold: threshold of ``saliency_box``/``saliency_mask``; the default 0.94
+                with ``threshold_mode="quantile"`` takes the box (span) of the top 6% of the
+                map. A box or span from ``saliency`` that is larger than a window
+                generator's output is cut to the window, centred on it (an explicit ``mask``
+                that does not fit raises instead).
             threshold_mode: ``"value"``, ``"quantile"`` or ``"energy"``, as in
                 ``saliency_mask``.
             patch_origin: first position of a window generator's output: ``(row, col)`` or
@@ -609,6 +635,8 @@ class LatentVariationGenerator:
                     f"{(gc, *patch)} must match the inputs' {c} channels and fit into their "
                     f"{'x'.join(map(str, size))} size (the full input or a window of it)"
                 )
+            if saliency is not None and patch_origin is None:
+                b_mask = fit_to_window(b_mask, tuple(patch))
             origins = patch_origins(b_mask, tuple(patch), patch_origin)
             state = SearchState.build(x, b_mask, origins, tuple(patch), context_kernel, feather)
 
@@ -616,10 +644,28 @@ class LatentVariationGenerator:
             if self.forward_func is not None:
                 scorer = _Scorer(self.forward_func, x, target, knob, float(confidence_threshold))
 
+            def window_inputs(m: int) -> tuple[Tensor, Tensor]:
+                """Context and hole of the window, :math:`(M, C, *P)` and :math:`(M, 1, *P)`,
+                for ``m = n k`` generations (``k`` consecutive rows per input)."""
+                k = m // n
+                hole = state.mask_patch[:, 0].to(x.dtype).repeat_interleave(k, 0)
+                ctx = state.x_patch[:, 0].repeat_interleave(k, 0) * (1 - hole)
+                return ctx, hole
+
             def generate_fn(z: Tensor) -> Tensor:
+                if self.contextual:
+                    ctx, hole = window_inputs(z.shape[0])
+                    return self.generator(z, ctx, hole)
                 return self.generator(z.view(z.shape[0], *latent_shape))
 
-            discriminate = None if self.discriminator is None else self._discriminate
+            def discriminate_window(patches: Tensor) -> Tensor:
+                # a context-aware critic scores the composed window: context, hole filled
+                ctx, hole = window_inputs(patches.shape[0])
+                return self._discriminate(ctx + hole * patches)
+
+            discriminate = None
+            if self.discriminator is not None:
+                discriminate = discriminate_window if self.contextual else self._discriminate
             guard = FiniteGuard()
             objective = Objective(state, settings, generate_fn, discriminate, n_restarts, guard)
             z0 = torch.randn(n * n_restarts, d, generator=rng, device=x.device, dtype=x.dtype)

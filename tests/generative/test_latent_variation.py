@@ -124,8 +124,17 @@ def test_saliency_to_box_uses_the_metrics_box() -> None:
     expected = box_to_mask(saliency_box(sal, threshold=0.5, mode="value"), (SIZE, SIZE))
     assert torch.equal(out.mask, expected)
     assert outside_equal(out, x)
+    # a saliency box larger than the window is cut to it (the default never raises) ...
+    wide = LatentVariationGenerator(PatchGenerator()).generate(
+        x, torch.rand(2, SIZE, SIZE), threshold=0.5, **FAST
+    )
+    assert outside_equal(wide, x)
+    assert wide.mask.flatten(1).any(1).all()
+    # ... an explicit mask that does not fit still raises
     with pytest.raises(ValueError, match="does not fit"):
-        LatentVariationGenerator(PatchGenerator()).generate(x, torch.rand(2, SIZE, SIZE), **FAST)
+        LatentVariationGenerator(PatchGenerator()).generate(
+            x, mask=torch.ones(SIZE, SIZE, dtype=torch.bool), **FAST
+        )
 
 
 def test_context_weights_follow_yeh() -> None:

@@ -1,0 +1,257 @@
+r"""Context-aware inpainting generators :math:`G(z, \text{context}, \text{hole})` and their critic.
+
+A plain GAN generator :math:`G(z)` sees nothing of the input: the latent search alone has to
+make its generation agree with the context around :math:`B`, and a 64-d latent code rarely
+reaches a fill that both matches the surroundings and keeps the digit legible. The
+inpainters here take the known context and the hole mask as inputs, in the spirit of Context
+Encoders (Pathak et al., 2016, "Context encoders: feature learning by inpainting"): an
+encoder-decoder with skip connections reads the window with the hole zeroed out, a latent
+code :math:`z` enters at the bottleneck, and the decoder returns the whole window. Different
+codes give different fills of the same hole (they are trained with a best-of-:math:`K`
+reconstruction loss plus an adversarial loss of :class:`InpaintingCritic`, see
+``tools/train_weights/inpaint.py``), so the latent search of
+:class:`~captum_perturbmask.generative.LatentVariationGenerator` still has a distribution to
+search. With the whole window as the hole (an empty context) the inpainter is a plain
+unconditional generator (:meth:`ContextInpainter.sample`).
+
+The models are class-unconditional: no label enters them.
+
+Both modules work on images :math:`(M, C, h, w)` (``window=(h, w)``) and on series
+:math:`(M, C, t)` (``window=t``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+__all__ = ["ContextInpainter", "InpaintingCritic"]
+
+_DEPTH = 3  # stride-2 stages; the window is padded to a multiple of 2 ** _DEPTH
+
+
+def _window(window: int | tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(window, int) and not isinstance(window, bool):
+        window = (window,)
+    if (
+        not isinstance(window, tuple)
+        or len(window) not in (1, 2)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 8 for v in window)
+    ):
+        raise ValueError(
+            f"`window` must be an int >= 8 (series) or a (h, w) tuple of ints >= 8 (images), "
+            f"got {window!r}"
+        )
+    return window
+
+
+def _check_positive(value: int, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    return value
+
+
+class ContextInpainter(nn.Module):
+    r"""Inpainter :math:`G(z, \text{context}, \text{hole})` of a fixed window.
+
+    Encoder: three stride-2 convolutions (``width``, 2 ``width``, 4 ``width`` channels, leaky
+    ReLU) over the context (zero inside the hole) and the hole mask; the latent code is mapped
+    by a linear layer to 4 ``width`` further bottleneck channels; decoder: three stride-2
+    transposed convolutions with skip connections from the encoder and a final
+    :math:`3 \times 3` (or 3-step) convolution, sigmoid (``output="sigmoid"``, images in
+    :math:`[0, 1]`) or none (``output="linear"``, z-normalised series). Windows whose sides
+    are not multiples of 8 are padded by replication and cropped back.
+
+    Args:
+        channels: Channels :math:`C` of the inputs.
+        window: Window size: ``(h, w)`` for images, ``t`` (an int) for series.
+        latent_dim: Size :math:`d` of the latent code (standard normal prior).
+        width: Channels of the first encoder stage.
+        output: ``"sigmoid"`` or ``"linear"``.
+
+    Attributes:
+        latent_dim: :math:`d`.
+        window: The window size as a tuple.
+        channels: :math:`C`.
+        conditions_on_context: ``True``: the latent search passes the context and hole.
+
+    Shape:
+        - ``z``: :math:`(M, d)`; ``context``: :math:`(M, C, *P)`; ``hole``: :math:`(M, 1, *P)`
+          or :math:`(M, *P)`, 1 inside the hole; :math:`P` = ``window``.
+        - Output: :math:`(M, C, *P)`.
+
+    Example:
+        >>> g = ContextInpainter(3, (32, 32), latent_dim=8, width=8).eval()
+        >>> ctx, hole = torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+        >>> hole[..., 8:20, 10:24] = 1
+        >>> g(torch.randn(2, 8), ctx, hole).shape
+        torch.Size([2, 3, 32, 32])
+        >>> g.sample(4, generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([4, 3, 32, 32])
+    """
+
+    conditions_on_context = True
+
+    def __init__(
+        self,
+        channels: int,
+        window: int | tuple[int, ...],
+        latent_dim: int = 32,
+        width: int = 32,
+        output: str = "sigmoid",
+    ) -> None:
+        super().__init__()
+        self.channels = _check_positive(channels, "channels")
+        self.window = _window(window)
+        self.latent_dim = _check_positive(latent_dim, "latent_dim")
+        w = _check_positive(width, "width")
+        if output not in ("sigmoid", "linear"):
+            raise ValueError(f"`output` must be 'sigmoid' or 'linear', got {output!r}")
+        self.output = output
+        nd = len(self.window)
+        conv = nn.Conv1d if nd == 1 else nn.Conv2d
+        up = nn.ConvTranspose1d if nd == 1 else nn.ConvTranspose2d
+        scale = 2**_DEPTH
+        self.padded = tuple(scale * math.ceil(p / scale) for p in self.window)
+        self.bottleneck = tuple(p // scale for p in self.padded)
+        self.enc = nn.ModuleList(
+            [
+                conv(channels + 1, w, 4, 2, 1),
+                conv(w, 2 * w, 4, 2, 1),
+                conv(2 * w, 4 * w, 4, 2, 1),
+            ]
+        )
+        self.from_z = nn.Linear(latent_dim, 4 * w * math.prod(self.bottleneck))
+        self.dec = nn.ModuleList(
+            [
+                up(8 * w, 2 * w, 4, 2, 1),
+                up(4 * w, w, 4, 2, 1),
+                up(2 * w, w, 4, 2, 1),
+            ]
+        )
+        self.head = conv(w, channels, 3, 1, 1)
+        self._width = w
+
+    def forward(self, z: Tensor, context: Tensor, hole: Tensor) -> Tensor:
+        """Fill the hole of each window.
+
+        Args:
+            z: Latent codes :math:`(M, d)` (or :math:`(M, d, 1, ...)`).
+            context: Windows :math:`(M, C, *P)`; values inside the hole are ignored.
+            hole: Hole masks :math:`(M, 1, *P)` or :math:`(M, *P)`, 1 (or True) inside.
+
+        Returns:
+            The generated windows :math:`(M, C, *P)` (the whole window, context included).
+
+        Raises:
+            ValueError: If the shapes do not fit.
+        """
+        m = context.shape[0]
+        shape = (m, self.channels, *self.window)
+        if tuple(context.shape) != shape:
+            raise ValueError(f"`context` must have shape {shape}, got {tuple(context.shape)}")
+        if hole.dim() == context.dim() - 1:
+            hole = hole.unsqueeze(1)
+        if tuple(hole.shape) != (m, 1, *self.window):
+            raise ValueError(
+                f"`hole` must have shape {(m, 1, *self.window)}, got {tuple(hole.shape)}"
+            )
+        z = z.reshape(z.shape[0], -1)
+        if tuple(z.shape) != (m, self.latent_dim):
+            raise ValueError(f"`z` must have shape {(m, self.latent_dim)}, got {tuple(z.shape)}")
+        h = hole.to(context.dtype)
+        x = torch.cat([context * (1 - h), h], dim=1)
+        pad: list[int] = []
+        for p, q in zip(reversed(self.window), reversed(self.padded), strict=True):
+            pad += [0, q - p]
+        if any(pad):
+            x = F.pad(x, pad, mode="replicate")
+        skips = []
+        for layer in self.enc:
+            x = F.leaky_relu(layer(x), 0.2)
+            skips.append(x)
+        zz = self.from_z(z).view(m, 4 * self._width, *self.bottleneck)
+        x = torch.cat([x, F.leaky_relu(zz, 0.2)], dim=1)
+        for i, layer in enumerate(self.dec):
+            if i > 0:
+                x = torch.cat([x, skips[-1 - i]], dim=1)
+            x = F.relu(layer(x))
+        x = self.head(x)
+        x = x[(..., *(slice(0, p) for p in self.window))]
+        return torch.sigmoid(x) if self.output == "sigmoid" else x
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` free samples: the whole window is the hole (an empty context).
+
+        Args:
+            n: Number of samples, a positive int.
+            generator: Optional :class:`torch.Generator` (on the model's device) for :math:`z`.
+
+        Returns:
+            Windows :math:`(n, C, *P)`.
+        """
+        _check_positive(n, "n")
+        p = next(self.parameters())
+        z = torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+        ctx = p.new_zeros((n, self.channels, *self.window))
+        hole = p.new_ones((n, 1, *self.window))
+        return self(z, ctx, hole)
+
+
+class InpaintingCritic(nn.Module):
+    """Spectrally normalised critic of whole windows (real vs. inpainted).
+
+    Three stride-2 convolutions (``width``, 2 ``width``, 4 ``width`` channels, leaky ReLU) and a
+    linear layer to one logit; it scores the *composed* window (the context with the hole
+    filled), as the adversarial loss of Context Encoders.
+
+    Args:
+        channels: Channels :math:`C`.
+        window: ``(h, w)`` for images, ``t`` for series.
+        width: Channels of the first stage.
+
+    Shape:
+        - Input: :math:`(M, C, *P)`.
+        - Output: logits :math:`(M,)` (positive means "real").
+
+    Example:
+        >>> d = InpaintingCritic(1, 150, width=8).eval()
+        >>> d(torch.randn(3, 1, 150)).shape
+        torch.Size([3])
+    """
+
+    def __init__(self, channels: int, window: int | tuple[int, ...], width: int = 32) -> None:
+        super().__init__()
+        self.channels = _check_positive(channels, "channels")
+        self.window = _window(window)
+        w = _check_positive(width, "width")
+        nd = len(self.window)
+        conv = nn.Conv1d if nd == 1 else nn.Conv2d
+        self.net = nn.Sequential(
+            spectral_norm(conv(channels, w, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(conv(w, 2 * w, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(conv(2 * w, 4 * w, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+        )
+        with torch.no_grad():
+            flat = self.net(torch.zeros(1, channels, *self.window)).numel()
+        self.fc = spectral_norm(nn.Linear(flat, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Score windows :math:`(M, C, *P)`; returns logits :math:`(M,)`.
+
+        Raises:
+            ValueError: If ``x`` has the wrong shape.
+        """
+        if tuple(x.shape[1:]) != (self.channels, *self.window):
+            raise ValueError(
+                f"x must have shape (M, {self.channels}, {', '.join(map(str, self.window))}), "
+                f"got {tuple(x.shape)}"
+            )
+        return self.fc(self.net(x).flatten(1)).flatten()

@@ -1,0 +1,171 @@
+"""The context-aware inpainters: :class:`~captum_perturbmask.generative.ContextInpainter` and
+:class:`~captum_perturbmask.generative.InpaintingCritic` trained on :math:`32 \\times 32`
+train-split digit windows with random holes (``inpainter.pt``, ``inpainter_critic.pt``).
+
+Loss of the generator per window (Context Encoders, Pathak et al. 2016, with a latent code):
+the best-of-:math:`K` mean absolute error inside the hole over :math:`K` codes (so that
+different codes may fill it differently and one of them has to be right), plus the mean
+absolute error on the known context (the generator returns the whole window), plus
+``adv_weight`` times the non-saturating adversarial loss of the critic on every composed
+window. Holes: with probability ``full_hole`` the whole window (the free samples), otherwise a
+rectangle covering 30-80% of the digit's ink box (or, with probability ``big_hole``, 80-100% of
+it plus up to 3 pixels around), placed at random inside it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from captum_perturbmask.data.digits import PATCH_SIZE, make_digits_clutter
+from captum_perturbmask.generative.inpainting import ContextInpainter, InpaintingCritic
+from tools.train_weights.settings import log_line, seeded_init
+
+__all__ = ["digit_windows", "random_holes", "train_inpainter"]
+
+
+def digit_windows(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` train-split patches :math:`(n, 3, 32, 32)` and the digit's ink box in each,
+    ``xyxy`` :math:`(n, 4)` relative to the patch."""
+    patches, boxes = [], []
+    for i in range(math.ceil(n / 2000)):
+        ds = make_digits_clutter("train", n=min(2000, n - 2000 * i), seed=seed + i)
+        patches.append(ds.patches())
+        boxes.append(ds.boxes - ds.patch_boxes[:, :2].repeat(1, 2))
+    return torch.cat(patches), torch.cat(boxes)
+
+
+def random_holes(
+    boxes: torch.Tensor,
+    gen: torch.Generator,
+    size: int = PATCH_SIZE,
+    full_hole: float = 0.2,
+    big_hole: float = 0.15,
+) -> torch.Tensor:
+    """Hole masks :math:`(n, 1, size, size)` (float, 1 inside) around the ink ``boxes``.
+
+    Example:
+        >>> h = random_holes(torch.tensor([[4.0, 4.0, 28.0, 28.0]]), torch.Generator(), 32, 0, 0)
+        >>> 0.3 <= float(h.sum()) / 24**2 <= 0.81
+        True
+    """
+    n = boxes.shape[0]
+    u = torch.rand(n, 6, generator=gen)
+    x1, y1, x2, y2 = boxes.unbind(1)
+    bw, bh = (x2 - x1).clamp_min(1), (y2 - y1).clamp_min(1)
+    big = u[:, 0] < big_hole
+    area = torch.where(big, 0.8 + 0.2 * u[:, 1], 0.3 + 0.5 * u[:, 1])
+    fw = area + (1 - area) * u[:, 2]  # width fraction in [area, 1]
+    fh = area / fw
+    pad = torch.where(big, 3.0 * u[:, 5], torch.zeros(n))
+    hw = (fw * bw + 2 * pad).round().clamp(1, size)
+    hh = (fh * bh + 2 * pad).round().clamp(1, size)
+    hx = (x1 - pad + (bw + 2 * pad - hw).clamp_min(0) * u[:, 3]).round().clamp(0, size - 1)
+    hy = (y1 - pad + (bh + 2 * pad - hh).clamp_min(0) * u[:, 4]).round().clamp(0, size - 1)
+    ar = torch.arange(size, dtype=boxes.dtype)
+    rows = (ar[None] >= hy[:, None]) & (ar[None] < (hy + hh)[:, None])
+    cols = (ar[None] >= hx[:, None]) & (ar[None] < (hx + hw)[:, None])
+    holes = rows[:, :, None] & cols[:, None, :]
+    full = torch.rand(n, generator=gen) < full_hole
+    holes = holes | full[:, None, None]
+    return holes[:, None].float()
+
+
+def train_inpainter(
+    seed: int = 0,
+    steps: int = 2000,
+    batch_size: int = 32,
+    n_codes: int = 3,
+    pool_size: int = 8000,
+    lr: float = 1e-3,
+    adv_weight: float = 0.02,
+    latent_dim: int = 32,
+    width: int = 24,
+    max_steps: int | None = None,
+) -> tuple[ContextInpainter, InpaintingCritic, dict]:
+    """Train the digits inpainter and its critic.
+
+    Args:
+        seed: Seed of the initialisation, the windows, holes and codes.
+        steps: Generator/critic update pairs.
+        batch_size: Windows per step (each with ``n_codes`` codes).
+        n_codes: :math:`K` of the best-of-:math:`K` loss.
+        pool_size: Train-split windows, generated once and reshuffled per pass.
+        lr: Adam learning rate (betas 0.5, 0.999), decayed by cosine to 10%.
+        adv_weight: Weight of the adversarial term.
+        latent_dim: Size of the latent code.
+        width: Width of both networks.
+        max_steps: Stop after this many steps (``None``: all).
+
+    Returns:
+        The inpainter, the critic (eval mode) and a log dict.
+    """
+    g, d = seeded_init(
+        seed,
+        lambda: (
+            ContextInpainter(3, (PATCH_SIZE, PATCH_SIZE), latent_dim=latent_dim, width=width),
+            InpaintingCritic(3, (PATCH_SIZE, PATCH_SIZE), width=width),
+        ),
+    )
+    gen = torch.Generator().manual_seed(seed + 7)
+    t0 = time.time()
+    pool, boxes = digit_windows(pool_size, seed=3_000_017 * (seed + 1))
+    opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
+    total = steps if max_steps is None else min(steps, max_steps)
+
+    def lr_at(step: int) -> float:
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+
+    order, pos = torch.randperm(pool_size, generator=gen), 0
+    k = n_codes
+    for step in range(total):
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+        if pos + batch_size > pool_size:
+            order, pos = torch.randperm(pool_size, generator=gen), 0
+        idx = order[pos : pos + batch_size]
+        pos += batch_size
+        real, hole = pool[idx], random_holes(boxes[idx], gen)
+        real_k = real.repeat_interleave(k, 0)
+        hole_k = hole.repeat_interleave(k, 0)
+        z = torch.randn(batch_size * k, latent_dim, generator=gen)
+        out = g(z, real_k * (1 - hole_k), hole_k)
+        comp = hole_k * out + (1 - hole_k) * real_k
+        # critic: real windows vs composed ones
+        loss_d = F.softplus(-d(real)).mean() + F.softplus(d(comp.detach())).mean()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        err = (out - real_k).abs().mean(1, keepdim=True)
+        inside = (err * hole_k).flatten(1).sum(1) / hole_k.flatten(1).sum(1).clamp_min(1)
+        known = (err * (1 - hole_k)).flatten(1).sum(1) / (1 - hole_k).flatten(1).sum(1).clamp_min(1)
+        best = inside.view(batch_size, k).min(1).values.mean()
+        loss_adv = F.softplus(-d(comp)).mean()
+        loss_g = best + known.mean() + adv_weight * loss_adv
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        if (step + 1) % 250 == 0 or step == 0:
+            log_line(
+                f"[inpainter] step {step + 1}/{steps} best-of-{k} {float(best.detach()):.4f} "
+                f"known {float(known.mean().detach()):.4f} adv {float(loss_adv.detach()):.3f} "
+                f"critic {float(loss_d.detach()):.3f} ({time.time() - t0:.0f}s)"
+            )
+    log = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "n_codes": k,
+        "lr": lr,
+        "adv_weight": adv_weight,
+        "latent_dim": latent_dim,
+        "width": width,
+        "seconds": round(time.time() - t0, 1),
+        "generator_parameters": sum(p.numel() for p in g.parameters()),
+        "critic_parameters": sum(p.numel() for p in d.parameters()),
+    }
+    return g.eval(), d.eval(), log
