@@ -8,8 +8,9 @@ transformer on digits-in-clutter and planted evidence with small boxes.
   The class is the object, the box is where it was pasted. Texture crops of the training
   images come from the left 70% of each texture, those of the test images from the right 30%;
   the object is jittered (a random 85-100% sub-crop, a random horizontal flip, brightness).
-* **digits-vit**: the shipped digits-in-clutter images (64 x 64) and a small vision transformer
-  (8 x 8 patches from a linear patch embedding, 4 blocks of width 48, 4 heads, a class token).
+* **digits-vit**: the 32 x 32 patches around the digits of the shipped digits-in-clutter
+  images (clutter included) and a small vision transformer (8 x 8 patches from a linear patch
+  embedding, 16 tokens, 4 blocks of width 64, 4 heads, a class token).
   It has no convolution, so Grad-CAM does not apply to it.
 * **planted-small** (``planted-96-small``, ``planted-224-small``): the planted-evidence model of
   ``beds.py`` with evidence boxes smaller than one cell of a 6 x 6 mask grid (10 x 10 px at
@@ -152,6 +153,17 @@ def render_digits(split: str, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor
     return d.images, d.labels, d.boxes
 
 
+def render_digit_patches(split: str, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The 32 x 32 patches around the digits of the shipped digits-in-clutter images
+    (``DigitsClutter.patches``: clutter included, the digit anywhere inside), ``(n, 3, 32,
+    32)``, labels and the ink boxes in patch pixels."""
+    from captum_perturbmask.data import make_digits_clutter
+
+    d = make_digits_clutter(split, n=n, seed=seed)
+    offset = d.patch_boxes[:, [0, 1, 0, 1]]
+    return d.patches(), d.labels, (d.boxes - offset).clamp(0, 32)
+
+
 class _Block(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -168,10 +180,10 @@ class _Block(nn.Module):
 class TinyViT(nn.Module):
     """A small vision transformer: ``patch x patch`` patches (a linear embedding of the
     unfolded pixels, no convolution), learned positions, a class token, ``depth`` pre-norm
-    blocks; 64 x 64 inputs, 10 classes."""
+    blocks; 32 x 32 inputs, 10 classes."""
 
     def __init__(
-        self, num_classes: int = 10, size: int = 64, patch: int = 8, dim: int = 48,
+        self, num_classes: int = 10, size: int = 32, patch: int = 8, dim: int = 64,
         depth: int = 4, heads: int = 4,
     ) -> None:  # fmt: skip
         super().__init__()

@@ -167,7 +167,7 @@ RENDERED = {
     "photos": (beds.PhotoNet, beds.render_photos, 2, 500, 7002),
     "objects-cnn": (beds_images.ObjectsCNN, beds_images.render_objects, 3, 500, 7003),
     "objects-resnet": (beds_images.ObjectsResNet, beds_images.render_objects, 3, 500, 7003),
-    "digits-vit": (beds_images.TinyViT, beds_images.render_digits, 0, 540, 7004),
+    "digits-vit": (beds_images.TinyViT, beds_images.render_digit_patches, 0, 540, 7004),
 }
 
 
@@ -312,7 +312,7 @@ def _beds() -> dict[str, SuiteBed]:
                  "scikit-image objects pasted on textures, 64 x 64, small ResNet; object boxes",
                  _rendered("objects-resnet")),
         SuiteBed("digits-vit", img, "digits", "vit",
-                 "digits in clutter, 64 x 64, a small ViT (8 px patches); ink boxes",
+                 "digit patches in clutter, 32 x 32, a small ViT (8 px patches); ink boxes",
                  _rendered("digits-vit")),
         SuiteBed("gunpoint-cnn", ser, "ucr", "cnn",
                  "UCR GunPoint, 1 x 150, the shipped SeriesCNN", _gunpoint_shipped(False)),

@@ -30,17 +30,17 @@ import train_beds  # noqa: E402
 IMAGE_RECIPES = {
     "objects-cnn": (6, 3000, 3e-3),
     "objects-resnet": (6, 3000, 3e-3),
-    "digits-vit": (10, 3000, 2e-3),
+    "digits-vit": (24, 3000, 1e-3),
 }
 #: series beds: name -> (set, arch, epochs)
 SERIES_RECIPES = {
-    "gunpoint-inception": ("gunpoint", "inception", 60),
+    "gunpoint-inception": ("gunpoint", "inception", 200),
     "italypower-cnn": ("italypower", "cnn", 60),
     "osuleaf-cnn": ("osuleaf", "cnn", 80),
     "acsf1-cnn": ("acsf1", "cnn", 80),
     "japanesevowels-gru": ("japanesevowels", "gru", 60),
     "basicmotions-gru": ("basicmotions", "gru", 80),
-    "arrowhead-inception": ("arrowhead", "inception", 100),
+    "arrowhead-inception": ("arrowhead", "inception", 300),
 }
 
 
