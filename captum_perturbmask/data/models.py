@@ -23,8 +23,10 @@ __all__ = [
     "SeriesGenerator",
     "load_default_classifier",
     "load_default_gan",
+    "load_default_inpainter",
     "load_series_classifier",
     "load_series_generator",
+    "load_series_inpainter",
     "load_weights",
 ]
 
@@ -36,6 +38,10 @@ _WEIGHT_NAMES = (
     "series_classifier_gunpoint",
     "series_classifier_planted",
     "series_generator",
+    "inpainter",
+    "inpainter_critic",
+    "series_inpainter",
+    "series_inpainter_critic",
 )
 
 
@@ -520,3 +526,79 @@ def load_series_generator(device: str | torch.device | None = None) -> SeriesGen
     model = SeriesGenerator(latent_dim=int(latent_dim), length=int(length), hidden=int(hidden))
     model.load_state_dict(state)
     return model.to(device or "cpu").eval()
+
+
+def _inpainter_pair(
+    name: str, window: int | tuple[int, int], output: str, device: str | torch.device | None
+) -> tuple[nn.Module, nn.Module]:
+    from captum_perturbmask.generative.inpainting import ContextInpainter, InpaintingCritic
+
+    g_state = load_weights(name, device)
+    d_state = load_weights(f"{name}_critic", device)
+    width, channels = g_state["enc.0.weight"].shape[:2]
+    latent_dim = g_state["from_z.weight"].shape[1]
+    n_classes = int(g_state["embed.weight"].shape[0]) if "embed.weight" in g_state else 0
+    gen = ContextInpainter(
+        int(channels) - 1,
+        window,
+        latent_dim=int(latent_dim),
+        width=int(width),
+        output=output,
+        n_classes=n_classes,
+    )
+    crit = InpaintingCritic(int(channels) - 1, window, width=int(d_state["net.0.bias"].shape[0]))
+    gen.load_state_dict(g_state)
+    crit.load_state_dict(d_state)
+    return gen.to(device or "cpu").eval(), crit.to(device or "cpu").eval()
+
+
+def load_default_inpainter(device: str | torch.device | None = None) -> tuple[nn.Module, nn.Module]:
+    """The shipped context-aware inpainter of :math:`32 \\times 32` digit windows and its critic.
+
+    A class-conditional (on the digit's class, 10 classes)
+    :class:`~captum_perturbmask.generative.ContextInpainter`
+    :math:`G(z, \\text{context}, \\text{hole}, y)` and
+    :class:`~captum_perturbmask.generative.InpaintingCritic`, trained by
+    ``tools/train_weights/inpaint.py`` on train-split windows with holes over 30-80% of the
+    digit box (a few over 80-100% of it and its edge, a quarter of them the whole window: the
+    free samples, conditioned on the class asked for).
+
+    Args:
+        device: Device to put the models on (default CPU).
+
+    Returns:
+        ``(inpainter, critic)``, both in eval mode.
+
+    Example:
+        >>> g, d = load_default_inpainter()
+        >>> x = g.sample(2, generator=torch.Generator().manual_seed(0))
+        >>> x.shape, d(x).shape
+        (torch.Size([2, 3, 32, 32]), torch.Size([2]))
+    """
+    return _inpainter_pair("inpainter", (32, 32), "sigmoid", device)
+
+
+def load_series_inpainter(
+    device: str | torch.device | None = None,
+) -> tuple[nn.Module, nn.Module]:
+    """The shipped context-aware inpainter of z-normalised 150-step series and its critic.
+
+    A class-conditional (on the planted motif's class, 2 classes)
+    :class:`~captum_perturbmask.generative.ContextInpainter` (1-D, linear output) and
+    :class:`~captum_perturbmask.generative.InpaintingCritic`, trained by
+    ``tools/train_weights/inpaint.py`` on planted-motif *train* series with random holes
+    (over the motif or anywhere, a tenth of them the whole series).
+
+    Args:
+        device: Device to put the models on (default CPU).
+
+    Returns:
+        ``(inpainter, critic)``, both in eval mode, windows :math:`(M, 1, 150)`.
+
+    Example:
+        >>> g, d = load_series_inpainter()
+        >>> x = g.sample(2, generator=torch.Generator().manual_seed(0))
+        >>> x.shape, d(x).shape
+        (torch.Size([2, 1, 150]), torch.Size([2]))
+    """
+    return _inpainter_pair("series_inpainter", 150, "linear", device)

@@ -14,7 +14,13 @@ reconstruction loss plus an adversarial loss of :class:`InpaintingCritic`, see
 search. With the whole window as the hole (an empty context) the inpainter is a plain
 unconditional generator (:meth:`ContextInpainter.sample`).
 
-The models are class-unconditional: no label enters them.
+**Class-conditional.** With ``n_classes > 0`` the inpainter also takes a class :math:`y`
+(an embedding added at the bottleneck): it fills the hole with what class :math:`y` could
+have there. The shipped inpainters are class-conditional; in the latent search
+:math:`y` is the target class of each input (the decision being explained), so the variants
+are the acceptable variations *of that class* and the classifier tells which of them it
+still reads as that class. Free samples are then conditioned on the class asked for. The
+critic is unconditional.
 
 Both modules work on images :math:`(M, C, h, w)` (``window=(h, w)``) and on series
 :math:`(M, C, t)` (``window=t``).
@@ -72,16 +78,19 @@ class ContextInpainter(nn.Module):
         latent_dim: Size :math:`d` of the latent code (standard normal prior).
         width: Channels of the first encoder stage.
         output: ``"sigmoid"`` or ``"linear"``.
+        n_classes: Number of classes the fill is conditioned on; 0 for none.
 
     Attributes:
         latent_dim: :math:`d`.
         window: The window size as a tuple.
         channels: :math:`C`.
         conditions_on_context: ``True``: the latent search passes the context and hole.
+        n_classes: Classes of the conditioning (0: unconditional).
 
     Shape:
         - ``z``: :math:`(M, d)`; ``context``: :math:`(M, C, *P)`; ``hole``: :math:`(M, 1, *P)`
-          or :math:`(M, *P)`, 1 inside the hole; :math:`P` = ``window``.
+          or :math:`(M, *P)`, 1 inside the hole; :math:`P` = ``window``; ``y``: long
+          :math:`(M,)` when ``n_classes > 0``.
         - Output: :math:`(M, C, *P)`.
 
     Example:
@@ -103,6 +112,7 @@ class ContextInpainter(nn.Module):
         latent_dim: int = 32,
         width: int = 32,
         output: str = "sigmoid",
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         self.channels = _check_positive(channels, "channels")
@@ -112,6 +122,9 @@ class ContextInpainter(nn.Module):
         if output not in ("sigmoid", "linear"):
             raise ValueError(f"`output` must be 'sigmoid' or 'linear', got {output!r}")
         self.output = output
+        if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 0:
+            raise ValueError(f"`n_classes` must be an int >= 0, got {n_classes!r}")
+        self.n_classes = n_classes
         nd = len(self.window)
         conv = nn.Conv1d if nd == 1 else nn.Conv2d
         up = nn.ConvTranspose1d if nd == 1 else nn.ConvTranspose2d
@@ -134,15 +147,19 @@ class ContextInpainter(nn.Module):
             ]
         )
         self.head = conv(w, channels, 3, 1, 1)
+        self.embed = (
+            nn.Embedding(n_classes, 4 * w * math.prod(self.bottleneck)) if n_classes else None
+        )
         self._width = w
 
-    def forward(self, z: Tensor, context: Tensor, hole: Tensor) -> Tensor:
+    def forward(self, z: Tensor, context: Tensor, hole: Tensor, y: Tensor | None = None) -> Tensor:
         """Fill the hole of each window.
 
         Args:
             z: Latent codes :math:`(M, d)` (or :math:`(M, d, 1, ...)`).
             context: Windows :math:`(M, C, *P)`; values inside the hole are ignored.
             hole: Hole masks :math:`(M, 1, *P)` or :math:`(M, *P)`, 1 (or True) inside.
+            y: Classes :math:`(M,)` (long), needed when ``n_classes > 0``, else ``None``.
 
         Returns:
             The generated windows :math:`(M, C, *P)` (the whole window, context included).
@@ -163,6 +180,16 @@ class ContextInpainter(nn.Module):
         z = z.reshape(z.shape[0], -1)
         if tuple(z.shape) != (m, self.latent_dim):
             raise ValueError(f"`z` must have shape {(m, self.latent_dim)}, got {tuple(z.shape)}")
+        if self.embed is not None:
+            if not isinstance(y, Tensor) or tuple(y.shape) != (m,) or y.is_floating_point():
+                raise ValueError(
+                    f"`y` must be a long Tensor ({m},) of classes for a class-conditional "
+                    f"inpainter, got {getattr(y, 'shape', y)!r}"
+                )
+            if bool(((y < 0) | (y >= self.n_classes)).any()):
+                raise ValueError(f"`y` must hold classes in [0, {self.n_classes})")
+        elif y is not None:
+            raise ValueError("`y` is given but the inpainter is unconditional (n_classes=0)")
         h = hole.to(context.dtype)
         x = torch.cat([context * (1 - h), h], dim=1)
         pad: list[int] = []
@@ -174,7 +201,11 @@ class ContextInpainter(nn.Module):
         for layer in self.enc:
             x = F.leaky_relu(layer(x), 0.2)
             skips.append(x)
-        zz = self.from_z(z).view(m, 4 * self._width, *self.bottleneck)
+        zz = self.from_z(z)
+        if self.embed is not None:
+            assert y is not None
+            zz = zz + self.embed(y.long())
+        zz = zz.view(m, 4 * self._width, *self.bottleneck)
         x = torch.cat([x, F.leaky_relu(zz, 0.2)], dim=1)
         for i, layer in enumerate(self.dec):
             if i > 0:
@@ -184,12 +215,16 @@ class ContextInpainter(nn.Module):
         x = x[(..., *(slice(0, p) for p in self.window))]
         return torch.sigmoid(x) if self.output == "sigmoid" else x
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None
+    ) -> Tensor:
         """``n`` free samples: the whole window is the hole (an empty context).
 
         Args:
             n: Number of samples, a positive int.
             generator: Optional :class:`torch.Generator` (on the model's device) for :math:`z`.
+            y: Classes :math:`(n,)` of a class-conditional inpainter; ``None`` cycles through
+                the classes (``0, 1, ..., n_classes - 1, 0, ...``).
 
         Returns:
             Windows :math:`(n, C, *P)`.
@@ -199,7 +234,9 @@ class ContextInpainter(nn.Module):
         z = torch.randn(n, self.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
         ctx = p.new_zeros((n, self.channels, *self.window))
         hole = p.new_ones((n, 1, *self.window))
-        return self(z, ctx, hole)
+        if self.n_classes and y is None:
+            y = torch.arange(n, device=p.device) % self.n_classes
+        return self(z, ctx, hole, y)
 
 
 class InpaintingCritic(nn.Module):

@@ -241,6 +241,16 @@ class LatentVariationGenerator:
     at an explicit ``patch_origin``; the reconstruction loss and the discriminator then see only
     the patch.
 
+    **Context-aware generators.** A generator with ``conditions_on_context = True`` (e.g.
+    :class:`~captum_perturbmask.generative.ContextInpainter`, shipped for the digits as
+    ``load_default_inpainter``) is called as ``generator(z, context, hole)``: ``context`` is
+    the window :math:`(M, C, *P)` with :math:`B` zeroed, ``hole`` the window of :math:`B`
+    :math:`(M, 1, *P)`; its ``window`` attribute gives :math:`P`. The search still minimises
+    :math:`L_\text{reconstruction} + \lambda L_\text{contextual}` over :math:`z'`, the
+    discriminator scores the composed window (context with :math:`B` filled), and equation (1)
+    holds exactly outside :math:`B`. One with ``n_classes > 0`` is class-conditional and also
+    gets each input's target class (so it needs ``forward_func`` with class logits).
+
     **Time series.** For inputs :math:`(N, C, T)` the generator maps latents :math:`(M, d)` or
     :math:`(M, d, 1)` to series :math:`(M, C, t)`, the full length :math:`t = T` or a window
     placed like a patch; :math:`B` is a mask :math:`(N, T)` or the span of the salient steps of a
@@ -347,6 +357,8 @@ class LatentVariationGenerator:
         self.feature_func = feature_func
         self.confidence = check_confidence(confidence)
         self.contextual = getattr(generator, "conditions_on_context", False) is True
+        n_classes = getattr(generator, "n_classes", 0) if self.contextual else 0
+        self.n_classes = n_classes if isinstance(n_classes, int) else 0
 
     # ---------------------------------------------------------------- model calls
     def _probe(self, like: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -367,11 +379,15 @@ class LatentVariationGenerator:
                     f"a context-aware generator needs a `window` of {like.dim() - 2} sizes for "
                     f"{kind}, got {window!r}"
                 )
+            extra = []
+            if self.n_classes > 0:
+                extra.append(torch.zeros(2, dtype=torch.long, device=like.device))
             with torch.no_grad():
                 out = self.generator(
                     like.new_zeros((2, d)),
                     like.new_zeros((2, c, *window)),
                     like.new_ones((2, 1, *window)),
+                    *extra,
                 )
             if not isinstance(out, Tensor) or tuple(out.shape) != (2, c, *window):
                 got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -652,10 +668,28 @@ class LatentVariationGenerator:
                 ctx = state.x_patch[:, 0].repeat_interleave(k, 0) * (1 - hole)
                 return ctx, hole
 
+            classes = None
+            if self.n_classes > 0:
+                if scorer is None or not scorer.has_classes:
+                    raise ValueError(
+                        f"the generator is class-conditional (n_classes={self.n_classes}): it "
+                        "needs forward_func with class logits (N, K) to take each input's "
+                        "target class from"
+                    )
+                classes = scorer.target_class
+                if bool((classes >= self.n_classes).any()):
+                    raise ValueError(
+                        f"target classes {classes.tolist()} are outside the generator's "
+                        f"{self.n_classes} classes"
+                    )
+
             def generate_fn(z: Tensor) -> Tensor:
                 if self.contextual:
                     ctx, hole = window_inputs(z.shape[0])
-                    return self.generator(z, ctx, hole)
+                    if classes is None:
+                        return self.generator(z, ctx, hole)
+                    y = classes.repeat_interleave(z.shape[0] // n)
+                    return self.generator(z, ctx, hole, y)
                 return self.generator(z.view(z.shape[0], *latent_shape))
 
             def discriminate_window(patches: Tensor) -> Tensor:

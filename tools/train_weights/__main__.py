@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--series-epochs", type=int, default=None, help="series classifiers")
     parser.add_argument("--series-generator-steps", type=int, default=None)
     parser.add_argument(
+        "--inpainter-steps", type=int, default=None, help="digits and series inpainters"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads for every recipe (default: "
         "each recipe's own, those the shipped files were trained with)",
     )  # fmt: skip
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         gan_steps=args.gan_steps,
         series_epochs=args.series_epochs,
         series_generator_steps=args.series_generator_steps,
+        inpainter_steps=args.inpainter_steps,
         out=args.out,
     )
     if args.check:

@@ -18,6 +18,7 @@ from captum_perturbmask.data.models import (
 )
 from tools.train_weights.digits import train_classifier
 from tools.train_weights.gan import train_gan
+from tools.train_weights.inpaint import inpainter_sanity, train_inpainter, train_series_inpainter
 from tools.train_weights.sanity import gan_sanity, series_generator_sanity
 from tools.train_weights.series import (
     one_nn_dtw_accuracy,
@@ -43,6 +44,7 @@ class Options:
     gan_steps: int | None = None
     series_epochs: int | None = None
     series_generator_steps: int | None = None
+    inpainter_steps: int | None = None
     out: Path | None = None
 
 
@@ -88,6 +90,24 @@ def _gan(opts: Options, measure: bool) -> Result:
     return Result({"generator": g.state_dict(), "discriminator": d.state_dict()}, {"gan": log})
 
 
+def _inpainter(opts: Options, measure: bool) -> Result:
+    g, d, log = train_inpainter(seed=opts.seed, steps=opts.inpainter_steps or 2500)
+    if measure:
+        classifier = _classifier(opts, "classifier", DigitsCNN) or load_default_classifier()
+        log["sanity"] = inpainter_sanity(g, classifier)
+    return Result(
+        {"inpainter": g.state_dict(), "inpainter_critic": d.state_dict()}, {"inpainter": log}
+    )
+
+
+def _series_inpainter(opts: Options, measure: bool) -> Result:
+    g, d, log = train_series_inpainter(seed=opts.seed, steps=opts.inpainter_steps or 1500)
+    return Result(
+        {"series_inpainter": g.state_dict(), "series_inpainter_critic": d.state_dict()},
+        {"series_inpainter": log},
+    )
+
+
 def _series_classifier(kind: str) -> Callable[[Options, bool], Result]:
     def run(opts: Options, measure: bool) -> Result:
         model, log = train_series_classifier(kind, seed=opts.seed, epochs=opts.series_epochs)
@@ -126,6 +146,13 @@ RECIPES: Mapping[str, Recipe] = {
         ),
         Recipe("series-planted", ("series_classifier_planted",), 2, _series_classifier("planted")),
         Recipe("series-generator", ("series_generator",), 2, _series_generator),
+        Recipe("inpainter", ("inpainter", "inpainter_critic"), 1, _inpainter),
+        Recipe(
+            "series-inpainter",
+            ("series_inpainter", "series_inpainter_critic"),
+            1,
+            _series_inpainter,
+        ),
     )
 }
 #: Names that stand for several recipes.
