@@ -47,7 +47,7 @@ import beds_suite  # noqa: E402
 import suite  # noqa: E402
 
 BUDGET = 400
-N_EXAMPLES = 12
+N_EXAMPLES = 16
 SEEDS = (0, 1)
 TIE = 0.002
 REFERENCE = "RISE-4000"
@@ -67,13 +67,10 @@ CANDIDATES: dict[str, dict] = {
     "PM-0.2": {"keep_prob": 0.7, "eta": 10.0, "grid_size": 6, "sampler": "uniform"},
     "k50": {"keep_prob": 0.5},
     "k28": {"keep_prob": (0.2, 0.8)},
-    "k19": {"keep_prob": (0.1, 0.9)},
     "k28-lhs": {"keep_prob": (0.2, 0.8), "sampler": "lhs"},
     "k28-ms": {"keep_prob": (0.2, 0.8), "scales": (0.5, 1.0, 2.0)},
     "k28-g8": {"keep_prob": (0.2, 0.8), "grid_size": 8},
-    "k28-eta3": {"keep_prob": (0.2, 0.8), "eta": 3.0},
     "k28-prob": {"keep_prob": (0.2, 0.8), "link": "identity"},
-    "k28-seq": {"keep_prob": (0.2, 0.8), "design": "sequential"},
     "chain": {"design": "chain"},
 }
 
@@ -101,7 +98,7 @@ def candidate_fn(model: torch.nn.Module, inputs: torch.Tensor, kwargs: dict):
     return fn
 
 
-def run(beds: list[str], names: list[str], n: int) -> None:
+def run(beds: list[str], names: list[str], n: int, peers: bool = True) -> None:
     torch.set_num_threads(1)
     for bed in beds:
         data = beds_suite.BEDS[bed].load(n)
@@ -109,9 +106,10 @@ def run(beds: list[str], names: list[str], n: int) -> None:
             f"study-{c}": candidate_fn(data.model, data.inputs, CANDIDATES[c]) for c in names
         }
         suite.run_bed(bed, methods, budget=BUDGET, n=n, seeds=SEEDS, out=OUT)
-        missing = [p for p in PEERS if not _has(bed, p)]
-        if missing:
-            suite.run_bed(bed, missing, budget=BUDGET, n=n, seeds=SEEDS, out=OUT)
+        if peers:
+            missing = [p for p in PEERS if not _has(bed, p)]
+            if missing:
+                suite.run_bed(bed, missing, budget=BUDGET, n=n, seeds=SEEDS, out=OUT)
         print(f"{bed}: done", flush=True)
 
 
@@ -123,9 +121,11 @@ def _has(bed: str, method: str) -> bool:
 
 
 def _paired(cand: dict, ref: dict, metric: str) -> tuple[float, float]:
-    a, b = np.asarray(cand[metric], float), np.asarray(ref[metric], float)
-    m = min(len(a), len(b))
-    d = a[:m] - b[:m] if HIGHER_BETTER[metric] else b[:m] - a[:m]
+    common = np.intersect1d(cand["index"], ref["index"])
+    a = np.asarray(cand[metric], float)[np.searchsorted(cand["index"], common)]
+    b = np.asarray(ref[metric], float)[np.searchsorted(ref["index"], common)]
+    m = len(common)
+    d = a - b if HIGHER_BETTER[metric] else b - a
     half = 1.96 * d.std(ddof=1) / math.sqrt(m) if m > 1 else float("nan")
     return float(d.mean()), float(half)
 
@@ -134,7 +134,11 @@ def scores(beds: list[str], names: list[str]) -> dict[str, dict[str, dict]]:
     """bed -> candidate -> {metric: (mean, half), "S": min mean, "top5": overlap, ...}."""
     table: dict[str, dict[str, dict]] = {}
     for bed in beds:
-        ref = suite.load_records(OUT, bed, REFERENCE)
+        try:
+            ref = suite.load_records(OUT, bed, REFERENCE)
+        except FileNotFoundError:
+            print(f"{bed}: no {REFERENCE} records, left out", file=sys.stderr)
+            continue
         table[bed] = {}
         for c in names:
             rec = suite.load_records(OUT, bed, f"study-{c}")
@@ -160,6 +164,7 @@ def _fmt(mean: float, half: float) -> str:
 
 def report(beds: list[str], names: list[str]) -> str:
     table = scores(beds, names)
+    beds = list(table)
     lines = ["# PerturbMask default study (leave one bed out)", ""]
     lines += [
         f"Study beds ({len(beds)}): {', '.join(beds)}.",
@@ -188,13 +193,14 @@ def report(beds: list[str], names: list[str]) -> str:
         "|---|---|---|---|",
     ]
     held = []
-    for b in beds:
+    for b in beds if len(beds) > 1 else []:
         others = [o for o in beds if o != b]
         c = select(table, others, names)
         order = sorted(names, key=lambda k: -table[b][k]["S"])
         held.append(table[b][c]["S"])
         lines.append(f"| {b} | {c} | {table[b][c]['S']:+.3f} | {order.index(c) + 1}/{len(names)} |")
-    lines += ["", f"Held-out S: worst {min(held):+.3f}, mean {np.mean(held):+.3f}.", ""]
+    if held:
+        lines += ["", f"Held-out S: worst {min(held):+.3f}, mean {np.mean(held):+.3f}.", ""]
     chosen = select(table, beds, names)
     lines += [f"**Selected on all study beds: `{chosen}`** = `{CANDIDATES[chosen]}`.", ""]
     lines += ["## Per metric, selected and start", ""]
@@ -226,10 +232,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--beds", nargs="*", default=None)
     p.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
     p.add_argument("--n", type=int, default=N_EXAMPLES)
+    p.add_argument("--no-peers", action="store_true", help="run the candidates only")
     a = p.parse_args(argv)
     study = [b.name for b in beds_suite.select("study")]
     if a.command == "run":
-        run(a.beds or study, a.candidates, a.n)
+        run(a.beds or study, a.candidates, a.n, peers=not a.no_peers)
     elif a.command == "select":
         text = report(a.beds or study, a.candidates)
         (RESULTS / "default_study.md").write_text(text + "\n")
