@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("command", choices=("run", "select", "final"))
     p.add_argument("--beds", nargs="*", default=None)
-    p.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
+    p.add_argument("--candidates", nargs="*", default=[c for c in CANDIDATES if c != "shipped"])
     p.add_argument("--n", type=int, default=N_EXAMPLES)
     p.add_argument("--no-peers", action="store_true", help="run the candidates only")
     a = p.parse_args(argv)
