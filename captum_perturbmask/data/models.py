@@ -546,7 +546,13 @@ def _inpainter_pair(
         output=output,
         n_classes=n_classes,
     )
-    crit = InpaintingCritic(int(channels) - 1, window, width=int(d_state["net.0.bias"].shape[0]))
+    proj = d_state.get("project.parametrizations.weight.original")
+    crit = InpaintingCritic(
+        int(channels) - 1,
+        window,
+        width=int(d_state["net.0.bias"].shape[0]),
+        n_classes=0 if proj is None else int(proj.shape[0]),
+    )
     gen.load_state_dict(g_state)
     crit.load_state_dict(d_state)
     return gen.to(device or "cpu").eval(), crit.to(device or "cpu").eval()
@@ -584,8 +590,8 @@ def load_series_inpainter(
     """The shipped context-aware inpainter of z-normalised 150-step series and its critic.
 
     A class-conditional (on the planted motif's class, 2 classes)
-    :class:`~captum_perturbmask.generative.ContextInpainter` (1-D, linear output) and
-    :class:`~captum_perturbmask.generative.InpaintingCritic`, trained by
+    :class:`~captum_perturbmask.generative.ContextInpainter` (1-D, linear output) and its
+    projection critic :class:`~captum_perturbmask.generative.InpaintingCritic`, trained by
     ``tools/train_weights/inpaint.py`` on planted-motif *train* series with random holes
     (over the motif or anywhere, a tenth of them the whole series).
 
@@ -598,7 +604,7 @@ def load_series_inpainter(
     Example:
         >>> g, d = load_series_inpainter()
         >>> x = g.sample(2, generator=torch.Generator().manual_seed(0))
-        >>> x.shape, d(x).shape
+        >>> x.shape, d(x, torch.tensor([0, 1])).shape
         (torch.Size([2, 1, 150]), torch.Size([2]))
     """
     return _inpainter_pair("series_inpainter", 150, "linear", device)

@@ -246,13 +246,18 @@ class InpaintingCritic(nn.Module):
     linear layer to one logit; it scores the *composed* window (the context with the hole
     filled), as the adversarial loss of Context Encoders.
 
+    With ``n_classes > 0`` it is a projection critic (Miyato & Koyama, 2018): the logit gains
+    the inner product of a class embedding with the features, so it also judges whether the
+    window fits the class :math:`y`.
+
     Args:
         channels: Channels :math:`C`.
         window: ``(h, w)`` for images, ``t`` for series.
         width: Channels of the first stage.
+        n_classes: Classes of the projection; 0 for an unconditional critic.
 
     Shape:
-        - Input: :math:`(M, C, *P)`.
+        - Input: :math:`(M, C, *P)` (and classes :math:`(M,)` when ``n_classes > 0``).
         - Output: logits :math:`(M,)` (positive means "real").
 
     Example:
@@ -261,7 +266,9 @@ class InpaintingCritic(nn.Module):
         torch.Size([3])
     """
 
-    def __init__(self, channels: int, window: int | tuple[int, ...], width: int = 32) -> None:
+    def __init__(
+        self, channels: int, window: int | tuple[int, ...], width: int = 32, n_classes: int = 0
+    ) -> None:
         super().__init__()
         self.channels = _check_positive(channels, "channels")
         self.window = _window(window)
@@ -279,9 +286,14 @@ class InpaintingCritic(nn.Module):
         with torch.no_grad():
             flat = self.net(torch.zeros(1, channels, *self.window)).numel()
         self.fc = spectral_norm(nn.Linear(flat, 1))
+        if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 0:
+            raise ValueError(f"`n_classes` must be an int >= 0, got {n_classes!r}")
+        self.n_classes = n_classes
+        self.project = spectral_norm(nn.Embedding(n_classes, flat)) if n_classes else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Score windows :math:`(M, C, *P)`; returns logits :math:`(M,)`.
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Score windows :math:`(M, C, *P)` (of classes ``y`` :math:`(M,)` for a projection
+        critic); returns logits :math:`(M,)`.
 
         Raises:
             ValueError: If ``x`` has the wrong shape.
@@ -291,4 +303,12 @@ class InpaintingCritic(nn.Module):
                 f"x must have shape (M, {self.channels}, {', '.join(map(str, self.window))}), "
                 f"got {tuple(x.shape)}"
             )
-        return self.fc(self.net(x).flatten(1)).flatten()
+        h = self.net(x).flatten(1)
+        out = self.fc(h).flatten()
+        if self.project is not None:
+            if not isinstance(y, Tensor) or tuple(y.shape) != (x.shape[0],):
+                raise ValueError(
+                    f"`y` must be a Tensor ({x.shape[0]},) of classes for a projection critic"
+                )
+            out = out + (self.project(y.long()) * h).sum(1)
+        return out

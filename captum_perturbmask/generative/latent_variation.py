@@ -416,9 +416,9 @@ class LatentVariationGenerator:
             + "; ".join(attempts)
         )
 
-    def _discriminate(self, generations: Tensor) -> Tensor:
+    def _discriminate(self, generations: Tensor, *classes: Tensor) -> Tensor:
         assert self.discriminator is not None
-        out = self.discriminator(generations)
+        out = self.discriminator(generations, *classes)
         m = generations.shape[0]
         if not isinstance(out, Tensor) or out.numel() != m:
             raise ValueError(
@@ -692,9 +692,20 @@ class LatentVariationGenerator:
                     return self.generator(z, ctx, hole, y)
                 return self.generator(z.view(z.shape[0], *latent_shape))
 
+            critic_classes = getattr(self.discriminator, "n_classes", 0)
+            if isinstance(critic_classes, int) and critic_classes > 0 and classes is None:
+                raise ValueError(
+                    "the discriminator is class-conditional (n_classes > 0): it needs a "
+                    "class-conditional generator and forward_func with class logits"
+                )
+
             def discriminate_window(patches: Tensor) -> Tensor:
                 # a context-aware critic scores the composed window: context, hole filled
                 ctx, hole = window_inputs(patches.shape[0])
+                if isinstance(critic_classes, int) and critic_classes > 0:
+                    assert classes is not None
+                    y = classes.repeat_interleave(patches.shape[0] // n)
+                    return self._discriminate(ctx + hole * patches, y)
                 return self._discriminate(ctx + hole * patches)
 
             discriminate = None

@@ -143,3 +143,35 @@ def test_explicit_mask_too_big_still_raises() -> None:
         LatentVariationGenerator(g, d).generate(
             torch.rand(1, 3, 32, 32), mask=torch.ones(32, 32), n_restarts=2, n_keep=1, n_steps=1
         )
+
+
+class _ClassRecorder(ContextInpainter):
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, z, context, hole, y=None):  # noqa: ANN001, ANN201
+        self.seen.append(y.clone())
+        return super().forward(z, context, hole, y)
+
+
+def test_class_conditional_pair_gets_the_target_class() -> None:
+    torch.manual_seed(0)
+    g = _ClassRecorder(3, (16, 16), latent_dim=4, width=4, n_classes=3).eval()
+    d = InpaintingCritic(3, (16, 16), width=4, n_classes=3).eval()
+    x = torch.rand(2, 3, 24, 24)
+    mask = torch.zeros(24, 24, dtype=torch.bool)
+    mask[6:14, 6:14] = True
+    clf = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 3))
+    out = LatentVariationGenerator(g, d, forward_func=clf).generate(
+        x, mask=mask, target=[2, 0], n_restarts=3, n_keep=2, n_steps=2, seed=0
+    )
+    assert out.variants.shape == (2, 2, 3, 24, 24)
+    assert g.seen[-1].tolist() == [2, 2, 0, 0]  # n_keep rows per input
+    assert any(s.tolist() == [2, 2, 2, 0, 0, 0] for s in g.seen)  # the restarts
+    with pytest.raises(ValueError, match="class-conditional"):
+        LatentVariationGenerator(g, d).generate(x, mask=mask, n_restarts=2, n_keep=1, n_steps=1)
+    with pytest.raises(ValueError, match="`y`"):
+        d(torch.rand(2, 3, 16, 16))
+    assert g.sample(4).shape == (4, 3, 16, 16)
+    assert g.seen[-1].tolist() == [0, 1, 2, 0]

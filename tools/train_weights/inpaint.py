@@ -232,14 +232,14 @@ def train_series_inpainter(
     n_codes: int = 3,
     pool_size: int = 4000,
     lr: float = 1e-3,
-    adv_weight: float = 0.02,
+    adv_weight: float = 0.1,
     latent_dim: int = 8,
     width: int = 16,
     max_steps: int | None = None,
 ) -> tuple[ContextInpainter, InpaintingCritic, dict]:
     """Train the class-conditional series inpainter (conditioned on the motif's class) and
-    its critic on planted-motif *train* series (the loss of :func:`train_inpainter`, holes of
-    :func:`random_spans`).
+    its projection critic on planted-motif *train* series (the loss of
+    :func:`train_inpainter`, holes of :func:`random_spans`).
 
     Args:
         seed: Seed of the initialisation, the series, holes and codes.
@@ -264,7 +264,7 @@ def train_series_inpainter(
             ContextInpainter(
                 1, length, latent_dim=latent_dim, width=width, output="linear", n_classes=2
             ),
-            InpaintingCritic(1, length, width=width),
+            InpaintingCritic(1, length, width=width, n_classes=2),
         ),
     )
     gen = torch.Generator().manual_seed(seed + 11)
@@ -281,9 +281,11 @@ def train_series_inpainter(
         real, hole = pool[idx], random_spans(spans[idx], length, gen)
         real_k, hole_k = real.repeat_interleave(k, 0), hole.repeat_interleave(k, 0)
         z = torch.randn(batch_size * k, latent_dim, generator=gen)
-        out = g(z, real_k * (1 - hole_k), hole_k, labels[idx].repeat_interleave(k))
+        y, y_k = labels[idx], labels[idx].repeat_interleave(k)
+        out = g(z, real_k * (1 - hole_k), hole_k, y_k)
         comp = hole_k * out + (1 - hole_k) * real_k
-        loss_d = F.softplus(-d(real)).mean() + F.softplus(d(comp.detach())).mean()
+        # projection critic: real windows of their class vs composed ones
+        loss_d = F.softplus(-d(real, y)).mean() + F.softplus(d(comp.detach(), y_k)).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -292,7 +294,7 @@ def train_series_inpainter(
         outside = 1 - hole_k
         known = (err * outside).flatten(1).sum(1) / outside.flatten(1).sum(1).clamp_min(1)
         best = inside.view(batch_size, k).min(1).values.mean()
-        loss_adv = F.softplus(-d(comp)).mean()
+        loss_adv = F.softplus(-d(comp, y_k)).mean()
         loss_g = best + known.mean() + adv_weight * loss_adv
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
