@@ -228,8 +228,9 @@ def planted_small_model(size: int) -> beds.PlantedMulti:
     return beds.PlantedMulti(size, boxes, [2.0, 4.0, 8.0], seed=size + 1).eval()
 
 
+@lru_cache(maxsize=8)
 def planted_model(size: int, small: bool) -> beds.PlantedMulti:
-    """The model of ``planted-<size>`` (as ``beds.planted`` builds it) or ``-small``."""
+    """The cached model of ``planted-<size>`` (as ``beds.planted`` builds it) or ``-small``."""
     if small:
         return planted_small_model(size)
     return beds.planted(size)(1).model

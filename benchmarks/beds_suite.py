@@ -150,9 +150,13 @@ def _write_accuracy(bed: SuiteBed, accuracy: float, n_test: int) -> None:
 
 
 def recorded_accuracy(name: str) -> float | None:
-    """The held-out accuracy recorded by the last :meth:`SuiteBed.load` of bed ``name``."""
+    """The held-out accuracy recorded by the last :meth:`SuiteBed.load` of bed ``name``
+    (``None`` when there is none, or the weights are newer than the record)."""
     path = CACHE / f"suite-{name}.json"
+    weights = CACHE / f"{name}.pt"
     try:
+        if weights.exists() and weights.stat().st_mtime > path.stat().st_mtime:
+            return None
         return float(json.loads(path.read_text())["test_accuracy"])
     except (OSError, ValueError, KeyError):
         return None

@@ -166,7 +166,8 @@ class _Tiny(nn.Module):
 
 
 @pytest.fixture
-def fake_bed(monkeypatch: pytest.MonkeyPatch) -> str:
+def fake_bed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    monkeypatch.setattr(beds_suite, "CACHE", tmp_path / "cache")  # the accuracy record
     torch.manual_seed(0)
     model = _Tiny().eval()
     x = torch.randn(40, 2, 24, generator=torch.Generator().manual_seed(1))
