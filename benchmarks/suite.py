@@ -337,7 +337,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     suite_report.main(
         ["--beds", *args.beds, "--out", str(args.out), "--reference", args.reference,
-         "--write", str(args.write)]
+         "--write", str(args.write), "--methods", args.methods]
     )  # fmt: skip
 
 
@@ -361,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--reference", default="RISE-4000")
     p.add_argument("--write", type=Path, default=Path(__file__).parent / "results" / "suite")
+    p.add_argument("--methods", default="peers", help="names, 'peers' or 'all'")
     args = ap.parse_args(argv)
     {"list": cmd_list, "train": cmd_train, "run": cmd_run, "report": cmd_report}[args.command](args)
 

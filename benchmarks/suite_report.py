@@ -138,8 +138,11 @@ def method_names(folder: Path) -> dict[str, str]:
     return out
 
 
-def collect(out: Path, beds: Sequence[str]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """bed -> method -> per-example records of every run folder under ``out``."""
+def collect(
+    out: Path, beds: Sequence[str], methods: Sequence[str] | None = None
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """bed -> method -> per-example records of the run folders under ``out`` (of
+    ``methods`` only, in that order, when given)."""
     import suite
 
     records: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -147,7 +150,10 @@ def collect(out: Path, beds: Sequence[str]) -> dict[str, dict[str, dict[str, np.
         folder = out / bed
         if not folder.is_dir():
             continue
-        for name in method_names(folder).values():
+        found = list(method_names(folder).values())
+        if methods is not None:
+            found = [m for m in methods if m in found]
+        for name in found:
             try:
                 records.setdefault(bed, {})[name] = suite.load_records(out, bed, name)
             except FileNotFoundError:
@@ -258,9 +264,23 @@ def main(argv: Sequence[str] | None = None) -> list[Cell]:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "suite_runs")
     ap.add_argument("--reference", default="RISE-4000")
     ap.add_argument("--write", type=Path, default=Path(__file__).parent / "results" / "suite")
+    ap.add_argument(
+        "--methods", default="peers",
+        help="comma-separated method names, 'peers' (suite.PEERS) or 'all' (every folder)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     beds = [b.name for b in beds_suite.select(args.beds)]
-    records = collect(args.out, beds)
+    if args.methods == "all":
+        methods = None
+    elif args.methods == "peers":
+        import suite
+
+        methods = list(suite.PEERS)
+    else:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if methods is not None and args.reference not in methods:
+        methods.append(args.reference)
+    records = collect(args.out, beds, methods)
     table = cells(records, args.reference)
     args.write.parent.mkdir(parents=True, exist_ok=True)
     title = f"# Benchmark suite: beds {', '.join(args.beds)}\n\n"

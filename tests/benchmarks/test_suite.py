@@ -146,6 +146,9 @@ def test_report_files_from_run_folders(tmp_path: Path, fake_bed: str) -> None:
     )  # fmt: skip
     records = suite_report.collect(tmp_path, [fake_bed])
     assert set(records[fake_bed]) == {"REF", "noisy"}
+    assert list(suite_report.collect(tmp_path, [fake_bed], ["noisy", "absent"])[fake_bed]) == [
+        "noisy"
+    ]
     table = suite_report.cells(records, "REF")
     assert {c.metric for c in table} == set(suite_report.METRICS)
     path = tmp_path / "rep"
