@@ -136,6 +136,19 @@ def summarise(out, labels: torch.Tensor) -> dict:  # noqa: ANN001 - LatentVariat
     }
 
 
+def figure(out, x: torch.Tensor, path: Path) -> None:  # noqa: ANN001 - LatentVariations
+    """The distribution figure of the input with the most mixed verdicts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from captum_perturbmask.viz.variation_distribution import plot_variation_distribution
+
+    share = out.accepted.double().mean(1)
+    index = int((share - 0.5).abs().argmin())
+    plot_variation_distribution(out, x, index=index, path=str(path))
+    print(f"wrote {path} (input {index})", flush=True)
+
+
 def digits_part(args: argparse.Namespace, lines: list[str], record: dict) -> None:
     clf = load_default_classifier()
     ds = make_digits_clutter("test", n=3 * args.images, seed=args.seed)
@@ -182,6 +195,8 @@ def digits_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
         rows.append((name, s))
         record[name] = s
         print(name, json.dumps(s, default=str), flush=True)
+        if name == "inpainter" and args.figures:
+            figure(out, x, args.out.with_name(args.out.stem + "_digits.png"))
     ref = free_realism(clf, make_digits_clutter("test", n=args.free, seed=99).patches(),
                        args.free, args.seed)  # fmt: skip
     record["real_patches"] = ref
@@ -286,6 +301,8 @@ def series_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
         rows.append((name, s))
         record[name] = s
         print(name, json.dumps(s, default=str), flush=True)
+        if name == "series inpainter" and args.figures:
+            figure(out, x, args.out.with_name(args.out.stem + "_series.png"))
     lines += [
         f"## Series ({len(x)} correctly classified planted-motif test series, planted classifier)",
         "",
@@ -319,6 +336,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-series", action="store_true")
     parser.add_argument("--no-digits", action="store_true")
+    parser.add_argument("--no-figures", dest="figures", action="store_false")
     parser.add_argument("--series", type=int, default=40, help="planted-motif test series")
     parser.add_argument("--out", type=Path, default=RESULTS / "variations.md")
     args = parser.parse_args()

@@ -59,7 +59,7 @@ def test_series_training_smoke() -> None:
     with recipe_settings(1):
         g, d, log = train_series_inpainter(steps=3, batch_size=4, pool_size=16, width=4)
     assert g.n_classes == 2 and g.sample(3).shape == (3, 1, 150) and log["steps"] == 3
-    assert d(g.sample(2)).shape == (2,)
+    assert d(g.sample(2), torch.tensor([0, 1])).shape == (2,)
 
 
 def test_shipped_inpainters_load_small() -> None:
