@@ -304,6 +304,7 @@ def load_records(out: str | Path, bed: str, method: str) -> dict[str, np.ndarray
 
 # ------------------------------------------------------------------------------ commands
 def cmd_list(args: argparse.Namespace) -> None:
+    rows = []
     for bed in beds_suite.select(args.beds):
         acc = beds_suite.recorded_accuracy(bed.name)
         if acc is None and bed.is_trained():
@@ -318,6 +319,15 @@ def cmd_list(args: argparse.Namespace) -> None:
         final = " final" if bed.name in beds_suite.FINAL_TEST else ""
         print(f"{bed.name:<22} {bed.kind:<7} {bed.family:<8} {bed.arch:<10} {shape:<12} "
               f"{acc_s}{final}")  # fmt: skip
+        group = "final test" if final else "study"
+        cols = (bed.name, bed.kind, bed.family, bed.arch, shape, acc_s, group, bed.description)
+        rows.append("| " + " | ".join(cols) + " |")
+    if args.markdown is not None:
+        head = [
+            "| bed | kind | family | arch | input | held-out accuracy | group | data and model |",
+            "| --- | --- | --- | --- | --- | ---: | --- | --- |",
+        ]
+        args.markdown.write_text("\n".join(head + rows) + "\n", encoding="utf-8")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -346,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="one bed per line with its held-out accuracy")
     p.add_argument("--beds", nargs="+", default=["all"])
+    p.add_argument("--markdown", type=Path, default=None, help="also write a Markdown table")
     p = sub.add_parser("train", help="train the beds whose weights are missing")
     p.add_argument("--beds", nargs="+", default=["all"])
     p.add_argument("--force", action="store_true")
