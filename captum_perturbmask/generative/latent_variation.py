@@ -249,7 +249,10 @@ class LatentVariationGenerator:
     :math:`L_\text{reconstruction} + \lambda L_\text{contextual}` over :math:`z'`, the
     discriminator scores the composed window (context with :math:`B` filled), and equation (1)
     holds exactly outside :math:`B`. One with ``n_classes > 0`` is class-conditional and also
-    gets each input's target class (so it needs ``forward_func`` with class logits).
+    gets each input's target class (so it needs ``forward_func`` with class logits). Such a
+    generator already fits the context, so a short search (e.g. ``n_steps=10, lr=0.01``) is
+    enough; long searches pull the restarts towards one fill and away from the prior
+    (``benchmarks/results/variations.md`` measures both).
 
     **Time series.** For inputs :math:`(N, C, T)` the generator maps latents :math:`(M, d)` or
     :math:`(M, d, 1)` to series :math:`(M, C, t)`, the full length :math:`t = T` or a window
