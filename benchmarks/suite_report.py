@@ -283,7 +283,16 @@ def main(argv: Sequence[str] | None = None) -> list[Cell]:
     records = collect(args.out, beds, methods)
     table = cells(records, args.reference)
     args.write.parent.mkdir(parents=True, exist_ok=True)
-    title = f"# Benchmark suite: beds {', '.join(args.beds)}\n\n"
+    covered = [b for b in beds if args.reference in records.get(b, {})]
+    missing = [b for b in beds if b not in covered]
+    sizes = {len(r["index"]) for b in covered for r in records[b].values()}
+    title = (
+        f"# Benchmark suite: beds {', '.join(args.beds)}\n\n"
+        f"Beds with {args.reference} records: {', '.join(covered) or 'none'}"
+        + (f"; not (yet) run: {', '.join(missing)}" if missing else "")
+        + f". Examples per bed and method: {', '.join(map(str, sorted(sizes))) or '-'} "
+        "(seeds averaged per example).\n\n"
+    )
     md = title + to_markdown(table, args.reference, records)
     Path(f"{args.write}.md").write_text(md, encoding="utf-8")
     write_csv(table, Path(f"{args.write}.csv"))
