@@ -93,6 +93,7 @@ def plot_variation_distribution(
     Example:
         >>> import matplotlib
         >>> matplotlib.use("Agg")
+        >>> import torch
         >>> from torch import nn
         >>> from captum_perturbmask.generative import LatentVariationGenerator
         >>> G = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Sigmoid(), nn.Unflatten(1, (3, 8, 8)))
