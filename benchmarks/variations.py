@@ -327,8 +327,8 @@ def series_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
         "",
         f"B: the default span of the PerturbMask map (top 6%; it covers "
         f"{100 * float(default_cover.mean()):.0f}% of the planted motif on average), widened to "
-        f"cover the whole motif (mean B {rows[0][1]['span_length']:.0f} steps). Same search as "
-        "above.",
+        f"cover the whole motif (mean B {rows[0][1]['span_length']:.0f} steps). Search: "
+        f"{args.restarts} restarts x {args.steps} steps (lr 0.05), best {args.keep} kept.",
         "",
         "| generator | accepted (95% CI) | inputs with >= 1 accepted | spread in B | s |",
         "|---|---|---|---|---|",
