@@ -22,7 +22,8 @@ Every function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot`
 state, any backend, no display needed), returns it, and saves it when ``path`` is given.
 
 The figures live by subject, in ``viz.images`` (:func:`plot_maps`, :func:`plot_explanation`),
-``viz.series`` (:func:`plot_series_maps`), ``viz.variations`` (:func:`plot_variations`) and
+``viz.series`` (:func:`plot_series_maps`), ``viz.variations`` (:func:`plot_variations`),
+``viz.variation_distribution`` (:func:`plot_variation_distribution`) and
 ``viz.curves`` (:func:`plot_convergence`, :func:`plot_perturbation_curves`), and are imported
 from here. Matplotlib is imported when a figure is drawn, not with this package.
 """
@@ -40,6 +41,7 @@ from captum_perturbmask.viz._style import TITLE_SIZE as TITLE_SIZE
 from captum_perturbmask.viz.curves import plot_convergence, plot_perturbation_curves
 from captum_perturbmask.viz.images import plot_explanation, plot_maps
 from captum_perturbmask.viz.series import plot_series_maps
+from captum_perturbmask.viz.variation_distribution import plot_variation_distribution
 from captum_perturbmask.viz.variations import plot_variations
 
 #: The colour map of every saliency map and context-weight map. It is perceptually uniform and
@@ -54,6 +56,7 @@ __all__ = [
     "plot_maps",
     "plot_perturbation_curves",
     "plot_series_maps",
+    "plot_variation_distribution",
     "plot_variations",
     "png_bytes",
 ]

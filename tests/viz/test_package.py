@@ -15,6 +15,7 @@ HOMES = {
     "plot_explanation": "images",
     "plot_series_maps": "series",
     "plot_variations": "variations",
+    "plot_variation_distribution": "variation_distribution",
     "plot_convergence": "curves",
     "plot_perturbation_curves": "curves",
     "png_bytes": "_draw",
