@@ -45,6 +45,7 @@ OUTPUTS = (
     "convergence.png",
     "convergence.csv",
     "variations.png",
+    "variations_distribution.png",
     "report.html",
 )
 #: Resolution of the maps figure (several panels: smaller dots keep the file small).
@@ -127,26 +128,6 @@ def _convergence_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def fit_mask_to_patch(saliency: Tensor, threshold: float, patch: int) -> Tensor:
-    """Box mask ``B`` of the top saliency, cut to a ``patch``-sized window around its peak."""
-    import torch
-
-    from captum_perturbmask.metrics import box_to_mask, saliency_box
-
-    size = tuple(saliency.shape[-2:])
-    boxes = saliency_box(saliency, threshold=threshold).clone()
-    flat = saliency.sum(1) if saliency.ndim == 4 else saliency
-    peak = flat.flatten(1).argmax(1)
-    peak_rc = torch.stack([peak // size[1], peak % size[1]], 1).to(boxes.dtype)
-    for axis, (lo, hi) in enumerate(((1, 3), (0, 2))):  # rows use y1,y2; cols x1,x2
-        length = boxes[:, hi] - boxes[:, lo]
-        too_big = length > patch
-        start = (peak_rc[:, axis] - patch // 2).clamp(min=boxes[:, lo], max=boxes[:, hi] - patch)
-        boxes[:, lo] = torch.where(too_big, start, boxes[:, lo])
-        boxes[:, hi] = torch.where(too_big, start + patch, boxes[:, hi])
-    return box_to_mask(boxes, size)
-
-
 def _variations(
     classifier: nn.Module,
     images: Tensor,
@@ -158,21 +139,25 @@ def _variations(
     n_steps: int,
     seed: int,
 ) -> Any:
-    """Acceptable variations of the PerturbMask region ``B`` with the shipped DCGAN."""
-    from captum_perturbmask.data import load_default_gan
-    from captum_perturbmask.data.digits import PATCH_SIZE
+    """Acceptable variations of the PerturbMask region ``B`` with the shipped inpainter.
+
+    ``B`` is ``generate``'s default (the box of the top 6% of the map, cut to the inpainter's
+    32 x 32 window); the class-conditional inpainter redraws ``B`` from its surroundings for
+    the target class, with a short search (a long one pulls the restarts to one fill).
+    """
+    from captum_perturbmask.data.models import load_default_inpainter
     from captum_perturbmask.generative import LatentVariationGenerator
 
-    generator, discriminator = load_default_gan(images.device)
-    mask = fit_mask_to_patch(saliency, threshold=0.98, patch=PATCH_SIZE)
-    lvg = LatentVariationGenerator(generator, discriminator, forward_func=classifier)
+    generator, critic = load_default_inpainter(images.device)
+    lvg = LatentVariationGenerator(generator, critic, forward_func=classifier)
     return lvg.generate(
         images,
-        mask=mask,
+        saliency,
         target=labels,
         n_restarts=n_restarts,
         n_keep=n_keep,
         n_steps=n_steps,
+        lr=0.01,
         seed=seed,
         show_progress=True,
     )
@@ -257,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     budgets = args.convergence_budgets or (
         QUICK_CONVERGENCE_BUDGETS if quick else CONVERGENCE_BUDGETS
     )
-    n_restarts, n_keep, n_steps = (8, 3, 25) if quick else (16, 6, 100)
+    n_restarts, n_keep, n_steps = (8, 3, 10) if quick else (16, 8, 10)
     n_varied = min(n_images, 2 if quick else 4)
     seeds = tuple(args.seed + i for i in range(n_seeds))
     out, stage = start_outputs(args.out, OUTPUTS, 4)
@@ -300,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
     stage(
         3,
         f"acceptable variations of the PerturbMask region B on {n_varied} images "
-        f"(shipped DCGAN, {n_restarts} restarts x {n_steps} steps)",
+        f"(shipped inpainter, {n_restarts} restarts x {n_steps} steps)",
     )
     variations = _variations(
         classifier,
@@ -313,6 +298,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     variations_png = viz.png_bytes(viz.plot_variations(variations, images[:n_varied]))
+    distribution_png = viz.png_bytes(
+        viz.plot_variation_distribution(variations, images[:n_varied], index=0)
+    )
     accepted = variations.accepted
     flipped = (variations.predictions != variations.target[:, None]).sum()
 
@@ -323,8 +311,9 @@ def run(args: argparse.Namespace) -> int:
         "their digit boxes",
     )
     variation_text = (
-        f"LatentVariationGenerator with the shipped DCGAN on {n_varied} images: B is the box of "
-        f"the top-2% PerturbMask saliency; {n_restarts} latent restarts x {n_steps} steps, best "
+        f"LatentVariationGenerator with the shipped class-conditional inpainter on {n_varied} "
+        "images: B is the box of the top-6% PerturbMask saliency cut to the 32 x 32 window; "
+        f"{n_restarts} latent restarts x {n_steps} steps, best "
         f"{n_keep} kept per image.\n\n"
         f"**Accepted fraction: {variations.accepted_fraction:.2f}** ({int(accepted.sum())} of "
         f"{accepted.numel()} variants keep the class with confidence >= 0.5; "
@@ -365,6 +354,7 @@ def run(args: argparse.Namespace) -> int:
             out / "convergence.png": convergence_png,
             out / "convergence.csv": _csv_text(conv),
             out / "variations.png": variations_png,
+            out / "variations_distribution.png": distribution_png,
             out / "report.html": lambda path: write_report(
                 table, path, title="captum-perturbmask demo: digits in clutter"
             ),
