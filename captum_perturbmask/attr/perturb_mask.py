@@ -39,6 +39,10 @@ VARIANTS = ("adaptive", "literal")
 #: Default cells per side of the mask grid on images, and the regression's smoothness weight.
 DEFAULT_IMAGE_GRID = 6
 DEFAULT_ETA = 10.0
+#: Default keep-probability range (each mask draws its own) and the regression's response, as
+#: chosen by the leave-one-bed-out study (``benchmarks/default_study.py``).
+DEFAULT_KEEP_PROB = 0.5
+DEFAULT_LINK = "logit"
 #: ``budget="auto"``: most masks, the top share of the map compared, and the overlap at which
 #: the two halves' maps count as stable.
 AUTO_MAX_BUDGET = 4000
@@ -73,7 +77,9 @@ class PerturbMask(MaskAttribution):
     shift; each masked input :math:`I \odot M + b \odot (1 - M)` is scored by the model, and an
     estimator turns the confidences of all evaluated masks into one score per region. The
     default estimator is a regression of the target's log-odds on how much of each region a mask
-    keeps, with the poster's total-variation term :math:`V` as a smoothness prior. The random
+    keeps, with the poster's total-variation term :math:`V` as a smoothness prior. Each cell is
+    kept with probability 0.5, so it is seen as often in mostly-off contexts (what suffices) as
+    in mostly-on ones (what is necessary). The random
     masks are shared by every example of a call: they are rendered once and the regression is
     one factorisation for the whole batch.
 
@@ -127,7 +133,7 @@ class PerturbMask(MaskAttribution):
             ``"chain"`` (the only design of ``variant="literal"``).
         keep_prob: probability that a cell of a random mask (or of M_0) is on, or a range
             ``(lo, hi)``: every mask draws its own keep-probability uniformly in it (a
-            mixture of mostly-off and mostly-on contexts).
+            mixture of mostly-off and mostly-on contexts). Default 0.5.
         sampler: ``"uniform"`` (independent cells) or ``"lhs"`` (every cell's column of a
             block of masks is a stratified Latin-hypercube sample, as in the HSIC method's
             design: each cell is kept as often as its probabilities say, with less noise).
@@ -137,7 +143,8 @@ class PerturbMask(MaskAttribution):
         eta: weight of the total-variation term V (default 10.0, the regression's smoothness
             prior; 0.05 for ``variant="literal"``). Set it on the estimator when passing one.
         estimator: ``"regression"`` (default,
-            :class:`~captum_perturbmask.attr.estimators.RegressionEstimator`), ``"average"``
+            :class:`~captum_perturbmask.attr.estimators.RegressionEstimator` of the log-odds),
+            ``"average"``
             (:class:`~captum_perturbmask.attr.estimators.AverageEstimator`) or an estimator
             object (a template: it is copied for every call, so one object can serve
             concurrent calls).
@@ -164,7 +171,7 @@ class PerturbMask(MaskAttribution):
         grid_size: int | Sequence[int] | None = None,
         fine_grid_size: int | Sequence[int] | None = None,
         design: str = "random",
-        keep_prob: float | tuple[float, float] = 0.7,
+        keep_prob: float | tuple[float, float] = DEFAULT_KEEP_PROB,
         sampler: str = "uniform",
         scales: Sequence[float] = (1.0,),
         eta: float | None = None,
@@ -323,7 +330,7 @@ def _check_estimator(estimator: object) -> str | Estimator:
 def _make_estimator(spec: str | Estimator, eta: float) -> Estimator:
     """A fresh estimator for one call (objects are templates, copied: state never shared)."""
     if spec == "regression":
-        return RegressionEstimator(eta=eta)
+        return RegressionEstimator(eta=eta, link=DEFAULT_LINK)
     if spec == "average":
         return AverageEstimator()
     return copy.deepcopy(spec)  # type: ignore[arg-type]

@@ -560,7 +560,16 @@ def test_sequential_second_half_follows_the_first_fit() -> None:
     """The second half keeps settled regions (90%) and perturbs the border of the top set."""
     model = _Recorder((10, 10, 12, 12)).eval()
     x = torch.ones(1, 1, 32, 32)  # rows are the masks themselves (zero baseline)
-    run(model, x, target=0, budget=200, seed=0, perturbations_per_eval=100, design="sequential")
+    run(
+        model,
+        x,
+        target=0,
+        budget=200,
+        seed=0,
+        perturbations_per_eval=100,
+        design="sequential",
+        keep_prob=0.7,
+    )
     rows = torch.cat(model.rows[1:])  # drop the clean pass
     first, second = rows[:100], rows[100:]
     assert abs(float(first.mean()) - 0.7) < 0.05  # keep_prob
