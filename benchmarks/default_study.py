@@ -254,9 +254,77 @@ def report(beds: list[str], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _diff(rec: dict, ref: dict, metric: str) -> tuple[float, float]:
+    """Raw paired difference ``rec - ref`` (mean, 95% half-width) on the common examples."""
+    common = np.intersect1d(rec["index"], ref["index"])
+    a = np.asarray(rec[metric], float)[np.searchsorted(rec["index"], common)]
+    b = np.asarray(ref[metric], float)[np.searchsorted(ref["index"], common)]
+    d = a - b
+    half = 1.96 * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return float(d.mean()), float(half)
+
+
+def goals(beds: list[str], method: str) -> str:
+    """The goals of the default, bed by bed, for ``method`` (a suite folder name)."""
+    head = (
+        "| bed | ins. vs RISE-4000 | del. vs RISE-4000 | ins. vs RISE-400 | del. vs RISE-400 "
+        "| vs HSIC (ins., del.) | vs Sobol (ins., del.) | IoU (RISE-4000) | top-5% |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    tally = {"r4000": 0, "r400": 0, "peers": 0, "iou": [0, 0], "top5": 0, "n": 0}
+    for b in beds:
+        try:
+            rec = suite.load_records(OUT, b, method)
+            ref = {p: suite.load_records(OUT, b, p) for p in PEERS}
+        except FileNotFoundError as exc:
+            print(f"{b}: {exc}", file=sys.stderr)
+            continue
+        tally["n"] += 1
+        d = {(p, m): _diff(rec, ref[p], m) for p in PEERS for m in ("insertion", "deletion")}
+        ok4000 = d["RISE-4000", "insertion"][0] >= -0.005 and d["RISE-4000", "deletion"][0] <= 0.005
+        ok400 = d["RISE", "insertion"][0] >= -0.005 and d["RISE", "deletion"][0] <= 0.005
+        okpeers = all(
+            d[p, "insertion"][0] >= 0 and d[p, "deletion"][0] <= 0 for p in ("HSIC", "Sobol")
+        )
+        tally["r4000"] += ok4000
+        tally["r400"] += ok400
+        tally["peers"] += okpeers
+        iou = "-"
+        if "iou" in rec and "iou" in ref["RISE-4000"]:
+            own, other = float(np.nanmean(rec["iou"])), float(np.nanmean(ref["RISE-4000"]["iou"]))
+            iou = f"{own:.2f} ({other:.2f})"
+            tally["iou"][0] += own >= other
+            tally["iou"][1] += 1
+        top = float(np.nanmean(rec["top5_overlap"])) if "top5_overlap" in rec else float("nan")
+        tally["top5"] += top >= 0.9
+
+        def f(p: str, m: str, d: dict = d) -> str:
+            return _fmt(*d[p, m])
+
+        lines.append(
+            f"| {b} | {f('RISE-4000', 'insertion')} | {f('RISE-4000', 'deletion')} | "
+            f"{f('RISE', 'insertion')} | {f('RISE', 'deletion')} | "
+            f"{d['HSIC', 'insertion'][0]:+.3f}, {d['HSIC', 'deletion'][0]:+.3f} | "
+            f"{d['Sobol', 'insertion'][0]:+.3f}, {d['Sobol', 'deletion'][0]:+.3f} | "
+            f"{iou} | {top:.2f} |"
+        )
+    n = tally["n"]
+    lines += [
+        "",
+        f"Beds within 0.005 of RISE-4000 on both metrics: {tally['r4000']}/{n}; "
+        f"within 0.005 of RISE-400 on both: {tally['r400']}/{n}; at least as good as HSIC "
+        f"and Sobol on both: {tally['peers']}/{n}; box/span IoU >= RISE-4000's: "
+        f"{tally['iou'][0]}/{tally['iou'][1]} beds with evidence; top-5% overlap >= 0.9: "
+        f"{tally['top5']}/{n} (differences are means over examples; positive insertion and "
+        "negative deletion are better).",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("command", choices=("run", "select", "final"))
+    p.add_argument("command", choices=("run", "select", "final", "goals"))
+    p.add_argument("--method", default="study-k50", help="goals: the suite folder scored")
     p.add_argument("--beds", nargs="*", default=None)
     p.add_argument("--candidates", nargs="*", default=[c for c in CANDIDATES if c != "shipped"])
     p.add_argument("--n", type=int, default=N_EXAMPLES)
@@ -265,6 +333,10 @@ def main(argv: list[str] | None = None) -> None:
     study = [b.name for b in beds_suite.select("study")]
     if a.command == "run":
         run(a.beds or study, a.candidates, a.n, peers=not a.no_peers)
+    elif a.command == "goals":
+        text = goals(a.beds or study, a.method)
+        (RESULTS / f"default_goals_{suite.slug(a.method)}.md").write_text(text + "\n")
+        print(text)
     elif a.command == "select":
         text = report(a.beds or study, a.candidates)
         (RESULTS / "default_study.md").write_text(text + "\n")
