@@ -294,9 +294,18 @@ def _hsic(s: MethodSetting) -> AttributionFn:
 
 
 def _sobol(s: MethodSetting) -> AttributionFn:
+    """Sobol attribution on its default grid, made coarser when the budget cannot pay for
+    ``cells + 2`` passes (it needs ``N (cells + 2)``)."""
     from captum_perturbmask.attr import SobolAttribution
+    from captum_perturbmask.attr._masks import default_grid
 
-    return s.captum(SobolAttribution(s.model), budget=s.budget)
+    spatial = s.inputs.shape[2:]
+    room = max(s.budget - 2, 1)
+    if len(spatial) == 2:
+        grid = min(SobolAttribution.image_grid, math.isqrt(room))
+    else:
+        grid = min(default_grid(spatial)[0], room)
+    return s.captum(SobolAttribution(s.model, grid_size=grid), budget=s.budget)
 
 
 for _entry in (
