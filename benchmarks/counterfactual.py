@@ -33,7 +33,11 @@ import torch.nn.functional as F
 from captum.robust import PGD
 
 from captum_perturbmask.data import load_default_classifier, load_default_gan, make_digits_clutter
-from captum_perturbmask.generative import CounterfactualConfig, LatentVariationGenerator
+from captum_perturbmask.generative import (
+    CounterfactualConfig,
+    LatentVariationGenerator,
+    VariationSettings,
+)
 from captum_perturbmask.metrics import box_to_mask, saliency_box
 
 
@@ -88,9 +92,13 @@ def main() -> None:
     cfg = CounterfactualConfig(epsilon=args.epsilon, weight=args.cf_weight)
     start = time.perf_counter()
     out = lvg.generate(
-        x, mask=mask, target=y, n_restarts=args.restarts, n_keep=args.keep,
-        n_steps=args.steps, counterfactual=cfg, seed=args.seed,
-    )  # fmt: skip
+        x,
+        mask=mask,
+        target=y,
+        counterfactual=cfg,
+        seed=args.seed,
+        settings=VariationSettings(n_restarts=args.restarts, n_keep=args.keep, n_steps=args.steps),
+    )
     seconds = time.perf_counter() - start
     assert out.accepted is not None and out.counterfactuals is not None
     cf = out.counterfactuals
@@ -103,9 +111,15 @@ def main() -> None:
     )
     try:  # the same search with the patch where the GAN was trained: centred on the digit
         placed = lvg.generate(
-            x, mask=mask, target=y, n_restarts=args.restarts, n_keep=args.keep,
-            n_steps=args.steps, seed=args.seed, patch_origin=digit_patch,
-        )  # fmt: skip
+            x,
+            mask=mask,
+            target=y,
+            seed=args.seed,
+            patch_origin=digit_patch,
+            settings=VariationSettings(
+                n_restarts=args.restarts, n_keep=args.keep, n_steps=args.steps
+            ),
+        )
         print(
             f"  with patch_origin = the digit's patch box: accepted {placed.accepted_fraction:.0%}"
             f", inputs with >= 1 accepted {int(placed.accepted.any(1).sum())}/{n}"

@@ -36,7 +36,11 @@ from captum_perturbmask.data import (
     load_default_gan,
     make_digits_clutter,
 )
-from captum_perturbmask.generative import CounterfactualConfig, LatentVariationGenerator
+from captum_perturbmask.generative import (
+    CounterfactualConfig,
+    LatentVariationGenerator,
+    VariationSettings,
+)
 from captum_perturbmask.metrics import box_to_mask
 
 
@@ -78,9 +82,12 @@ def main() -> None:
 
     def search() -> None:
         lvg.generate(
-            x, mask=mask, n_restarts=r, n_keep=k, n_steps=args.steps, tol=0.0, seed=0,
+            x,
+            mask=mask,
+            seed=0,
             counterfactual=cf,
-        )  # fmt: skip
+            settings=VariationSettings(n_restarts=r, n_keep=k, n_steps=args.steps, tol=0.0),
+        )
 
     models = (gen, disc, clf)
     flags = [(p, p.requires_grad) for m in models for p in m.parameters()]

@@ -63,6 +63,7 @@ from captum_perturbmask.data.series import load_gunpoint, make_planted_series
 from captum_perturbmask.evaluation import EvaluationResult, default_methods, evaluate, summarize
 from captum_perturbmask.evaluation import read_records as _read_records
 from captum_perturbmask.evaluation.scoring import derive_seed
+from captum_perturbmask.generative import VariationSettings
 
 
 def _names(budget: int) -> None:
@@ -433,9 +434,15 @@ def variations(args, saliency: Tensor, gunpoint: SeriesItems) -> list[str]:
     for mask in readings.values():
         t0 = time.perf_counter()
         out = lvg.generate(
-            x, mask=mask, target=y, n_restarts=args.restarts, n_keep=args.keep,
-            n_steps=args.steps, seed=0, counterfactual=CounterfactualConfig(n_steps=args.cf_steps),
-        )  # fmt: skip
+            x,
+            mask=mask,
+            target=y,
+            seed=0,
+            counterfactual=CounterfactualConfig(n_steps=args.cf_steps),
+            settings=VariationSettings(
+                n_restarts=args.restarts, n_keep=args.keep, n_steps=args.steps
+            ),
+        )
         secs = time.perf_counter() - t0
         lengths = mask.sum(1).double()
         acc = out.accepted

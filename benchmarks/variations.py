@@ -49,7 +49,7 @@ from captum_perturbmask.data import (
     paste_patches,
 )
 from captum_perturbmask.data.models import load_default_inpainter
-from captum_perturbmask.generative import LatentVariationGenerator
+from captum_perturbmask.generative import LatentVariationGenerator, VariationSettings
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -160,13 +160,7 @@ def digits_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
     t_maps = time.perf_counter() - t0
     inpainter, critic = load_default_inpainter()
     dcgan, disc = load_default_gan()
-    search = {
-        "target": y,
-        "n_restarts": args.restarts,
-        "n_keep": args.keep,
-        "n_steps": args.steps,
-        "seed": args.seed,
-    }
+    search = {"n_restarts": args.restarts, "n_keep": args.keep, "n_steps": args.steps}
     rows = []
     short = {"n_steps": args.short_steps, "lr": args.short_lr}
     configs = (
@@ -177,7 +171,7 @@ def digits_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
     for name, g, d, knobs in configs:
         t0 = time.perf_counter()
         out = LatentVariationGenerator(g, d, forward_func=clf).generate(
-            x, maps, **{**search, **knobs}
+            x, maps, target=y, seed=args.seed, settings=VariationSettings(**{**search, **knobs})
         )
         secs = time.perf_counter() - t0
         cover = digit_coverage(out.mask, boxes)
@@ -189,7 +183,8 @@ def digits_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
         t0 = time.perf_counter()
         cf = LatentVariationGenerator(g, d, forward_func=clf).generate(
             x[: args.cf_images], maps[: args.cf_images], counterfactual=True,
-            **{**search, **knobs, "target": y[: args.cf_images]},
+            target=y[: args.cf_images], seed=args.seed,
+            settings=VariationSettings(**{**search, **knobs}),
         )  # fmt: skip
         s["cf_rate"] = cf.counterfactuals.n_flipped_inputs / args.cf_images
         s["cf_seconds"] = time.perf_counter() - t0
@@ -294,7 +289,7 @@ def series_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
     t = torch.arange(x.shape[-1])[None]
     b = (
         LatentVariationGenerator(load_series_generator())
-        .generate(x, maps, n_restarts=1, n_keep=1, n_steps=1, seed=0)
+        .generate(x, maps, seed=0, settings=VariationSettings(n_restarts=1, n_keep=1, n_steps=1))
         .mask
     )
     default_cover = span_cover(b, spans)
@@ -302,8 +297,7 @@ def series_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
     lo_hi = torch.stack([b.float().argmax(1), x.shape[-1] - b.flip(1).float().argmax(1)], 1)
     b = (t >= lo_hi[:, :1]) & (t < lo_hi[:, 1:])
     cover = span_cover(b, spans)
-    search = {"target": y, "n_restarts": args.restarts, "n_keep": args.keep,
-              "n_steps": args.steps, "seed": args.seed}  # fmt: skip
+    settings = VariationSettings(n_restarts=args.restarts, n_keep=args.keep, n_steps=args.steps)
     inp, crit = load_series_inpainter()
     rows = []
     for name, g, d in (
@@ -311,7 +305,9 @@ def series_part(args: argparse.Namespace, lines: list[str], record: dict) -> Non
         ("series generator (VAE)", load_series_generator(), None),
     ):
         t0 = time.perf_counter()
-        out = LatentVariationGenerator(g, d, forward_func=clf).generate(x, mask=b, **search)
+        out = LatentVariationGenerator(g, d, forward_func=clf).generate(
+            x, mask=b, target=y, seed=args.seed, settings=settings
+        )
         s = summarise(out, y)
         s["seconds"] = time.perf_counter() - t0
         s["cover_default"] = float(default_cover.mean())

@@ -25,6 +25,7 @@ from captum_perturbmask.cli._common import (
     start_outputs,
     write_files,
 )
+from captum_perturbmask.generative import VariationSettings
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -154,12 +155,9 @@ def _variations(
         images,
         saliency,
         target=labels,
-        n_restarts=n_restarts,
-        n_keep=n_keep,
-        n_steps=n_steps,
-        lr=0.01,
         seed=seed,
         show_progress=True,
+        settings=VariationSettings(n_restarts=n_restarts, n_keep=n_keep, n_steps=n_steps, lr=0.01),
     )
 
 

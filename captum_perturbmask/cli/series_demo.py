@@ -30,6 +30,7 @@ from captum_perturbmask.cli._common import (
 )
 from captum_perturbmask.evaluation import EvaluationResult, compare, default_methods
 from captum_perturbmask.evaluation.methods import logged
+from captum_perturbmask.generative import VariationSettings
 from captum_perturbmask.report import write_report
 
 #: The files the series demo writes into ``--out``.
@@ -180,10 +181,14 @@ def run(args: argparse.Namespace) -> int:
     mask = peak_span_mask(table_gp.maps["PerturbMask"][:n_varied], VARIATION_THRESHOLD)
     lvg = LatentVariationGenerator(load_series_generator(device), forward_func=gp_model)
     variations = lvg.generate(
-        x_gp[:n_varied], mask=mask, target=y_gp[:n_varied], n_restarts=n_restarts, n_keep=n_keep,
-        n_steps=n_steps, counterfactual=CounterfactualConfig(n_steps=cf_steps), seed=args.seed,
+        x_gp[:n_varied],
+        mask=mask,
+        target=y_gp[:n_varied],
+        counterfactual=CounterfactualConfig(n_steps=cf_steps),
+        seed=args.seed,
         show_progress=True,
-    )  # fmt: skip
+        settings=VariationSettings(n_restarts=n_restarts, n_keep=n_keep, n_steps=n_steps),
+    )
     variations_png = viz.png_bytes(
         viz.plot_variations(variations, x_gp[:n_varied], class_names=GUNPOINT_CLASSES)
     )

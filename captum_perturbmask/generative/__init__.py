@@ -5,6 +5,8 @@
 * :mod:`~captum_perturbmask.generative.inpainting`: :class:`ContextInpainter`
   :math:`G(z, \\text{context}, \\text{hole})` and :class:`InpaintingCritic`, the context-aware
   generators that fill :math:`B` from its surroundings (shipped for the digits).
+* :mod:`~captum_perturbmask.generative.settings`: :class:`VariationSettings`, the search's
+  knobs in one checked object (``LatentVariationGenerator(..., settings=...)``).
 * :mod:`~captum_perturbmask.generative.results`: what it returns (:class:`LatentVariations`,
   :class:`CounterfactualVariations`) and the counterfactual knobs
   (:class:`CounterfactualConfig`).
@@ -17,6 +19,7 @@ from captum_perturbmask.generative.results import (
     CounterfactualVariations,
     LatentVariations,
 )
+from captum_perturbmask.generative.settings import VariationSettings
 
 __all__ = [
     "ContextInpainter",
@@ -25,4 +28,5 @@ __all__ = [
     "InpaintingCritic",
     "LatentVariationGenerator",
     "LatentVariations",
+    "VariationSettings",
 ]

@@ -21,37 +21,28 @@ realistic variants inside a small latent budget *flip* it. The same search runs 
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Callable
-from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from captum_perturbmask._core.captum_compat import TargetType
 from captum_perturbmask._core.checks import (
-    MAX_BUDGET,
     check_bool,
-    check_choice,
-    check_finite_scalar,
-    check_float,
     check_fraction,
     check_int,
     check_seed,
 )
 from captum_perturbmask._core.forward import (
     ConfidenceType,
-    TargetForward,
     check_confidence,
-    deprecated_alias,
 )
 from captum_perturbmask._core.random import make_generator
 from captum_perturbmask.generative._regions import fit_to_window, mask_from, patch_origins
+from captum_perturbmask.generative._scoring import Scorer
 from captum_perturbmask.generative._search import (
     FiniteGuard,
     Objective,
-    SearchSettings,
     SearchState,
     adam_search,
     frozen,
@@ -63,12 +54,11 @@ from captum_perturbmask.generative.results import (
     CounterfactualVariations,
     LatentVariations,
 )
+from captum_perturbmask.generative.settings import VariationSettings
 
 __all__ = ["LatentVariationGenerator"]
 
 _LATENT_LAYERS = (nn.Linear, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_CONFIDENCE_FN_ALIAS = {"softmax": "softmax", "sigmoid": "sigmoid", "identity": "identity"}
-_THRESHOLD_MODES = ("value", "quantile", "energy")
 
 
 def _infer_latent_dim(generator: nn.Module) -> int | None:
@@ -81,126 +71,6 @@ def _infer_latent_dim(generator: nn.Module) -> int | None:
         if isinstance(m, _LATENT_LAYERS):
             return int(m.in_channels)  # type: ignore[union-attr]
     return None
-
-
-class _Scorer:
-    """The classifier through the forward layer: one confidence and one decision per row.
-
-    The target is resolved once on the clean inputs by :class:`TargetForward` (Captum's target
-    forms, ``None`` = predicted class or the output itself). The *decision* of a row is the
-    arg-max class along dim 1 at the target's position when the output has two or more
-    entries there, and ``confidence >= threshold`` for one value per example.
-    """
-
-    def __init__(
-        self,
-        forward_func: Callable[..., Any],
-        inputs: Tensor,
-        target: TargetType,
-        confidence: ConfidenceType,
-        threshold: float,
-    ) -> None:
-        self.calls = 0
-        self.out_shape: tuple[int, ...] = ()
-
-        def model(*args: Any) -> Any:
-            out = forward_func(*args)
-            self.calls += 1
-            if isinstance(out, Tensor):
-                self.out_shape = tuple(out.shape[1:])
-            return out
-
-        n = inputs.shape[0]
-        try:
-            self.runner = TargetForward(model, n, target, None, confidence)
-        except AssertionError as err:  # Captum's length check
-            raise ValueError(f"`target` does not fit the {n} inputs: {err}") from err
-        try:
-            self.input_confidence = self.runner.resolve((inputs,)).detach()
-        except (AssertionError, IndexError) as err:
-            if self.calls == 0:
-                raise  # raised inside the model
-            raise ValueError(
-                f"`target` does not select a value of the classifier output of shape "
-                f"{(n, *self.out_shape)}: {err}"
-            ) from err
-        assert self.runner.position is not None
-        self.threshold = threshold
-        self.position = self.runner.position
-        shape = self.out_shape
-        self.has_classes = len(shape) >= 1 and shape[0] >= 2
-        self.n_classes = shape[0] if self.has_classes else 1
-        self.rest = math.prod(shape[1:]) if self.has_classes else 1
-        self.target_class = self.position // self.rest
-        self.where = self.position % self.rest
-
-    def _logits(self, out: Tensor, index: Tensor) -> Tensor:
-        """Output at each row's target location, :math:`(M, K)`."""
-        m = out.shape[0]
-        z = out.reshape(m, self.n_classes, -1)
-        if self.rest > 1:
-            where = self.where.index_select(0, index)
-            z = z.gather(2, where.view(m, 1, 1).expand(m, self.n_classes, 1))
-        return z[:, :, 0]
-
-    def score(self, rows: Tensor, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Confidence in the target, decision and "decision kept", each :math:`(M,)`.
-
-        Raises:
-            ValueError: if the classifier returns NaN/inf.
-        """
-        if self.has_classes:
-            out = self.runner.raw((rows,), index)
-            conf = self.runner.score_output(out, index)
-            pred = self._logits(out, index).argmax(dim=1)
-            kept = pred == self.target_class.index_select(0, index)
-        else:
-            conf = self.runner((rows,), index)
-            kept = conf >= self.threshold
-            pred = kept.long()
-        if not bool(torch.isfinite(conf).all()):
-            raise ValueError(
-                "forward_func returned NaN or infinite outputs on the variants; scoring needs "
-                "finite outputs"
-            )
-        return conf, pred, kept
-
-    def classes(self, cf_target: int | list[int] | Tensor, n: int) -> Tensor:
-        """``cf_target`` (checked by :class:`CounterfactualConfig`) as classes :math:`(N,)`."""
-        name = "CounterfactualConfig.cf_target"
-        if not self.has_classes:
-            raise ValueError(
-                f"`{name}` needs a classifier with classes along dim 1 of its output, got "
-                f"outputs of shape {(n, *self.out_shape)}"
-            )
-        t = torch.as_tensor(cf_target, dtype=torch.long).reshape(-1)
-        if t.numel() == 1:
-            t = t.expand(n)
-        if t.numel() != n:
-            raise ValueError(f"`{name}` must hold 1 or {n} classes, got {t.numel()}.")
-        if bool((t >= self.n_classes).any()):
-            raise ValueError(f"`{name}` must be in [0, {self.n_classes}), got {t.tolist()}.")
-        return t.to(self.position.device)
-
-    def margin(
-        self, rows: Tensor, index: Tensor, toward: Tensor | None, guard: FiniteGuard
-    ) -> Tensor:
-        """Signed distance to the wanted decision, :math:`(M,)`; > 0 while not reached."""
-        if self.has_classes:
-            z = self._logits(self.runner.raw((rows,), index), index)
-            cls = self.target_class.index_select(0, index) if toward is None else toward
-            chosen = z.gather(1, cls[:, None])[:, 0]
-            others = z.scatter(1, cls[:, None], float("-inf")).amax(dim=1)
-            gap = chosen - others if toward is None else others - chosen
-        else:
-            conf, log_odds = self.runner.confidence_and_log_odds((rows,), index)
-            if log_odds is None:
-                gap = conf - self.threshold
-            else:
-                t = min(max(self.threshold, 1e-6), 1 - 1e-6)
-                gap = log_odds - math.log(t / (1 - t))
-        guard.watch("forward_func", gap)
-        return gap
 
 
 class LatentVariationGenerator:
@@ -301,8 +171,8 @@ class LatentVariationGenerator:
         >>> x = torch.rand(1, 3, 8, 8)
         >>> mask = torch.zeros(1, 8, 8, dtype=torch.bool)
         >>> mask[:, 2:6, 2:6] = True
-        >>> out = LatentVariationGenerator(G).generate(
-        ...     x, mask=mask, n_restarts=4, n_keep=2, n_steps=5, seed=0)
+        >>> quick = VariationSettings(n_restarts=4, n_keep=2, n_steps=5)
+        >>> out = LatentVariationGenerator(G, settings=quick).generate(x, mask=mask, seed=0)
         >>> out.variants.shape
         torch.Size([1, 2, 3, 8, 8])
         >>> bool((out.variants[..., ~mask[0]] == x[:, None][..., ~mask[0]]).all())
@@ -318,8 +188,8 @@ class LatentVariationGenerator:
         >>> series = torch.randn(3, 2, 20)
         >>> span = torch.zeros(3, 20, dtype=torch.bool)
         >>> span[:, 9:13] = True
-        >>> out = LatentVariationGenerator(G1, forward_func=clf).generate(
-        ...     series, mask=span, n_restarts=4, n_keep=2, n_steps=5, seed=0)
+        >>> out = LatentVariationGenerator(G1, forward_func=clf, settings=quick).generate(
+        ...     series, mask=span, seed=0)
         >>> out.variants.shape, out.patch_origin[0].tolist(), out.confidence.shape
         (torch.Size([3, 2, 2, 20]), [7], torch.Size([3, 2]))
         >>> torch.equal(out.variants[:, :, :, ~span[0]], series[:, None, :, ~span[0]].expand(
@@ -335,7 +205,15 @@ class LatentVariationGenerator:
         forward_func: Callable[..., Tensor] | None = None,
         feature_func: Callable[[Tensor], Tensor] | None = None,
         confidence: ConfidenceType = "auto",
+        settings: VariationSettings | None = None,
     ) -> None:
+        if settings is None:
+            settings = VariationSettings()
+        if not isinstance(settings, VariationSettings):
+            raise TypeError(
+                f"`settings` must be a VariationSettings, got {type(settings).__name__}."
+            )
+        self.settings = settings
         if not isinstance(generator, nn.Module):
             raise TypeError(f"`generator` must be an nn.Module, got {type(generator).__name__}")
         if discriminator is not None and not isinstance(discriminator, nn.Module):
@@ -438,30 +316,12 @@ class LatentVariationGenerator:
         *,
         mask: Tensor | None = None,
         target: TargetType = None,
-        n_restarts: int = 64,
-        n_keep: int = 8,
-        n_steps: int = 300,
-        lr: float = 0.05,
-        lam: float = 0.003,
-        loss: Literal["mse", "l1"] = "mse",
-        reduction: Literal["sum", "mean"] = "sum",
-        realism: Literal["yeh", "nonsaturating"] = "yeh",
-        context_kernel: int = 7,
-        projection: Literal["sphere", "clip"] = "sphere",
-        clip_value: float = 1.0,
-        tol: float = 1e-4,
-        check_every: int = 25,
-        threshold: float = 0.94,
-        threshold_mode: str = "quantile",
+        settings: VariationSettings | None = None,
         patch_origin: int | tuple[int, ...] | Tensor | None = None,
-        feather: int = 0,
-        confidence_threshold: float = 0.5,
         counterfactual: bool | CounterfactualConfig = False,
         seed: int | None = None,
         rng: torch.Generator | None = None,
         show_progress: bool = False,
-        confidence_fn: str | None = None,
-        generator: torch.Generator | None = None,
     ) -> LatentVariations:
         r"""Search ``n_restarts`` latent codes per input and return the best ``n_keep`` variants.
 
@@ -479,50 +339,18 @@ class LatentVariationGenerator:
             target: what ``forward_func`` scores, in Captum's forms (int, tuple, tensor, list);
                 the predicted class of :math:`(N, K)` logits, or the output itself for one
                 value per example, when ``None``. Needs ``forward_func``.
-            n_restarts: latent codes optimised per input (on the batch axis).
-            n_keep: restarts kept per input, best loss first.
-            n_steps: maximum Adam steps.
-            lr: Adam step size on :math:`z'`.
-            lam: :math:`\lambda`, weight of the contextual (realism or prior) term.
-            loss: ``"mse"`` (squared error, the poster) or ``"l1"`` (Yeh et al.).
-            reduction: ``"sum"`` over channels and positions of the :math:`R`-weighted error
-                (Yeh et al.; the scale :math:`\lambda = 0.003` was tuned for) or ``"mean"``, the
-                :math:`R`-weighted mean (divided by :math:`C \sum R`). Restarts are summed, so
-                every restart's gradient is independent of the others.
-            realism: ``"yeh"`` for :math:`\log(1 - D(G(z')))` or ``"nonsaturating"`` for
-                :math:`-\log D(G(z'))`; ignored without a discriminator.
-            context_kernel: odd window size :math:`s` of the context weights :math:`R` (a
-                :math:`s \times s` box for images, :math:`s` steps for series).
-            projection: prior support, ``"sphere"`` (radius :math:`\sqrt{d}`) or ``"clip"``
-                (cube :math:`[-c, c]^d`).
-            clip_value: :math:`c` of ``projection="clip"``.
-            tol: early stop once no restart's loss changed by more than ``tol`` (relative)
-                between two checks; 0 disables early stopping.
-            check_every: steps between convergence and finiteness checks (the only host syncs
-                of the loop).
-            threshold: threshold of ``saliency_box``/``saliency_mask``; the default 0.94
-                with ``threshold_mode="quantile"`` takes the box (span) of the top 6% of the
-                map. A box or span from ``saliency`` that is larger than a window
-                generator's output is cut to the window, centred on it (an explicit ``mask``
-                that does not fit raises instead).
-            threshold_mode: ``"value"``, ``"quantile"`` or ``"energy"``, as in
-                ``saliency_mask``.
+            settings: the search's knobs (restarts, steps, losses, the threshold of
+                :math:`B`, ...), a :class:`~captum_perturbmask.generative.VariationSettings`;
+                ``None``: the generator's own (``LatentVariationGenerator(settings=...)``).
             patch_origin: first position of a window generator's output: ``(row, col)`` or
                 :math:`(N, 2)` for images, a step (int) or :math:`(N,)` for series; centred on
                 the extent of :math:`B` when ``None``.
-            feather: blend width in positions inside :math:`B` (0: the exact equation (1));
-                positions outside :math:`B` always stay exactly :math:`X`.
-            confidence_threshold: minimum confidence of an accepted variant (the decision
-                itself for classifiers with one value per example); in :math:`[0, 1]` unless
-                ``confidence`` is ``"identity"`` or a callable.
             counterfactual: ``True`` or a :class:`CounterfactualConfig` to also search
                 realistic variants that flip the decision (needs ``forward_func``).
             seed: seed of a private ``torch.Generator`` (the global RNG is never used).
             rng: a ``torch.Generator`` on the inputs' device to draw the initial latents from
                 instead of ``seed``.
             show_progress: show a progress bar.
-            confidence_fn: deprecated, use ``LatentVariationGenerator(confidence=...)``.
-            generator: deprecated name of ``rng``.
 
         Returns:
             :class:`LatentVariations` with ``variants`` of shape :math:`(N, K, C, H, W)` or
@@ -539,7 +367,8 @@ class LatentVariationGenerator:
             >>> G = nn.Sequential(nn.Linear(4, 12), nn.Tanh(), nn.Unflatten(1, (1, 12)))
             >>> x = torch.zeros(1, 1, 12)
             >>> out = LatentVariationGenerator(G).generate(
-            ...     x, mask=torch.arange(12) >= 8, n_restarts=3, n_keep=3, n_steps=2, seed=0)
+            ...     x, mask=torch.arange(12) >= 8, seed=0,
+            ...     settings=VariationSettings(n_restarts=3, n_keep=3, n_steps=2))
             >>> out.variants.shape, out.mask.sum().item(), out.patch_origin.tolist()
             (torch.Size([1, 3, 1, 12]), 4, [[0]])
         """
@@ -557,48 +386,23 @@ class LatentVariationGenerator:
             raise ValueError(f"`inputs` must not be empty, got shape {tuple(inputs.shape)}.")
         if not bool(torch.isfinite(inputs).all()):
             raise ValueError("`inputs` must be finite, but it contains NaN or infinite values.")
-        check_int(n_restarts, "n_restarts", 1, MAX_BUDGET)
-        check_int(n_keep, "n_keep", 1)
-        if n_keep > n_restarts:
-            raise ValueError(f"`n_keep` must be <= n_restarts ({n_restarts}), got {n_keep}.")
-        check_int(n_steps, "n_steps", 1, MAX_BUDGET)
-        check_float(lr, "lr", 0.0, math.inf, low_open=True, high_open=True)
-        check_float(lam, "lam", 0.0, math.inf, high_open=True)
-        check_choice(loss, "loss", ("mse", "l1"))
-        check_choice(reduction, "reduction", ("sum", "mean"))
-        check_choice(realism, "realism", ("yeh", "nonsaturating"))
-        check_int(context_kernel, "context_kernel", 1)
-        if context_kernel % 2 == 0:
-            raise ValueError(f"`context_kernel` must be odd, got {context_kernel}.")
-        check_choice(projection, "projection", ("sphere", "clip"))
-        check_float(clip_value, "clip_value", 0.0, math.inf, low_open=True, high_open=True)
-        check_float(tol, "tol", 0.0, math.inf, high_open=True)
-        check_int(check_every, "check_every", 1)
-        check_fraction(threshold, "threshold")
-        check_choice(threshold_mode, "threshold_mode", _THRESHOLD_MODES)
-        check_int(feather, "feather", 0)
-        knob = deprecated_alias(
-            self.confidence, "confidence_fn", confidence_fn, _CONFIDENCE_FN_ALIAS
-        )
-        if knob == "identity" or callable(knob):
-            check_finite_scalar(confidence_threshold, "confidence_threshold")
-        else:
+        if settings is None:
+            settings = self.settings
+        if not isinstance(settings, VariationSettings):
+            raise TypeError(
+                f"`settings` must be a VariationSettings, got {type(settings).__name__}."
+            )
+        vs = settings
+        n_restarts, n_keep, n_steps, lr = vs.n_restarts, vs.n_keep, vs.n_steps, vs.lr
+        confidence_threshold = vs.confidence_threshold
+        knob = self.confidence
+        if not (knob == "identity" or callable(knob)):
             check_fraction(confidence_threshold, "confidence_threshold")
         check_seed(seed)
-        if generator is not None:
-            warnings.warn(
-                "`generator` of generate() is deprecated (it reads like the GAN generator): "
-                "pass the torch.Generator as rng=",
-                FutureWarning,
-                stacklevel=2,
-            )
-            if rng is not None:
-                raise ValueError("pass `rng` only; `generator` is its deprecated name")
-            rng = generator
         if rng is not None:
             if not isinstance(rng, torch.Generator):
                 raise TypeError(
-                    "`rng` (formerly `generator`) must be a torch.Generator for the initial "
+                    "`rng` must be a torch.Generator for the initial "
                     f"latents, got {type(rng).__name__}; the generative model goes to "
                     "LatentVariationGenerator(...)"
                 )
@@ -624,25 +428,13 @@ class LatentVariationGenerator:
             if target is not None:
                 raise ValueError("`target` is given but there is no forward_func to score it")
         check_bool(show_progress, "show_progress")
-        settings = SearchSettings(
-            loss=loss,
-            reduction=reduction,
-            realism=realism,
-            lam=float(lam),
-            n_steps=n_steps,
-            lr=float(lr),
-            tol=float(tol),
-            check_every=check_every,
-            projection=projection,
-            clip_value=float(clip_value),
-            show_progress=show_progress,
-        )
+        settings = vs.search(show_progress)
 
         x = inputs.detach()
         n, c = x.shape[:2]
         size = tuple(x.shape[2:])
         d = self.latent_dim
-        b_mask = mask_from(x, saliency, mask, threshold, threshold_mode)
+        b_mask = mask_from(x, saliency, mask, vs.threshold, vs.threshold_mode)
         if rng is None:
             rng = make_generator(seed, x.device)
 
@@ -657,11 +449,13 @@ class LatentVariationGenerator:
             if saliency is not None and patch_origin is None:
                 b_mask = fit_to_window(b_mask, tuple(patch))
             origins = patch_origins(b_mask, tuple(patch), patch_origin)
-            state = SearchState.build(x, b_mask, origins, tuple(patch), context_kernel, feather)
+            state = SearchState.build(
+                x, b_mask, origins, tuple(patch), vs.context_kernel, vs.feather
+            )
 
             scorer = None
             if self.forward_func is not None:
-                scorer = _Scorer(self.forward_func, x, target, knob, float(confidence_threshold))
+                scorer = Scorer(self.forward_func, x, target, knob, float(confidence_threshold))
 
             def window_inputs(m: int) -> tuple[Tensor, Tensor]:
                 """Context and hole of the window, :math:`(M, C, *P)` and :math:`(M, 1, *P)`,
@@ -781,7 +575,7 @@ class LatentVariationGenerator:
         cfg: CounterfactualConfig,
         objective: Objective,
         anchors: Tensor,
-        scorer: _Scorer,
+        scorer: Scorer,
         rng: torch.Generator,
     ) -> CounterfactualVariations:
         """The counterfactual search of a resolved ``cfg`` around the best latents ``anchors``."""

@@ -95,13 +95,13 @@ def plot_variation_distribution(
         >>> matplotlib.use("Agg")
         >>> import torch
         >>> from torch import nn
-        >>> from captum_perturbmask.generative import LatentVariationGenerator
+        >>> from captum_perturbmask.generative import LatentVariationGenerator, VariationSettings
         >>> G = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Sigmoid(), nn.Unflatten(1, (3, 8, 8)))
         >>> clf = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
         >>> x, m = torch.rand(1, 3, 8, 8), torch.zeros(8, 8, dtype=torch.bool)
         >>> m[2:6, 2:6] = True
         >>> out = LatentVariationGenerator(G, forward_func=clf).generate(
-        ...     x, mask=m, n_restarts=4, n_keep=4, n_steps=2, seed=0)
+        ...     x, mask=m, seed=0, settings=VariationSettings(n_restarts=4, n_keep=4, n_steps=2))
         >>> fig = plot_variation_distribution(out, x)
         >>> len(fig.axes) >= 4
         True

@@ -22,7 +22,7 @@ from captum_perturbmask.data import (
     make_planted_series,
 )
 from captum_perturbmask.data.series import GUNPOINT_CLASSES, PLANTED_CLASSES
-from captum_perturbmask.generative import LatentVariationGenerator
+from captum_perturbmask.generative import LatentVariationGenerator, VariationSettings
 from captum_perturbmask.metrics import insertion_deletion, pointing_game, saliency_span, span_iou
 from captum_perturbmask.viz import plot_series_maps, plot_variations
 
@@ -66,9 +66,12 @@ plot_series_maps({"PerturbMask": pm}, planted.series, planted.spans, targets=pla
 # --- acceptable variations of the salient span B (Problem 2 on series) -------------------------
 lvg = LatentVariationGenerator(load_series_generator(), forward_func=model)
 result = lvg.generate(
-    x[:2], saliency=maps["PerturbMask"][:2], target=y[:2], threshold=0.9,  # B: top-10% span
-    n_restarts=16, n_keep=4, n_steps=100, seed=0,
-)  # fmt: skip
+    x[:2],
+    saliency=maps["PerturbMask"][:2],
+    target=y[:2],
+    seed=0,
+    settings=VariationSettings(threshold=0.9, n_restarts=16, n_keep=4, n_steps=100),
+)
 # equation (1): X' = X (1 - B) + B G(z'), so every variant equals X outside B, bit for bit
 outside = ~result.mask[:, None, None, :]  # (N, 1, 1, T) against variants (N, K, C, T)
 same = torch.where(outside, result.variants == x[:2, None], True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from captum_perturbmask import LatentVariationGenerator, PerturbMask
 from captum_perturbmask.data import load_default_classifier, load_default_gan, make_digits_clutter
-from captum_perturbmask.generative import CounterfactualConfig
+from captum_perturbmask.generative import CounterfactualConfig, VariationSettings
 
 out = Path(
     sys.argv[1] if len(sys.argv) > 1 else os.environ.get("EXAMPLES_OUT") or tempfile.mkdtemp()
@@ -33,14 +33,11 @@ attr = PerturbMask(model).attribute(x, target=y, seed=0)
 lvg = LatentVariationGenerator(generator, discriminator, forward_func=model)
 result = lvg.generate(
     x,
-    attr,  # saliency map -> B (or pass mask= directly)
+    attr,
     target=y,
-    threshold=0.98,  # B is the box of the top 2% of the map; it must fit the 32x32 patch
-    n_restarts=8,  # latent codes optimised per image
-    n_keep=4,  # best variants kept per image
-    n_steps=N_STEPS,
     seed=0,
-    counterfactual=CounterfactualConfig(n_candidates=2),  # also: variants that flip the class
+    counterfactual=CounterfactualConfig(n_candidates=2),
+    settings=VariationSettings(threshold=0.98, n_restarts=8, n_keep=4, n_steps=N_STEPS),
 )
 print(f"accepted (keep the class, confidence >= 0.5): {result.accepted_fraction:.2f}")
 print(f"confidence of each variant in its image's class:\n{result.confidence}")

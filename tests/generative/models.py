@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from captum_perturbmask.generative import LatentVariations
+from captum_perturbmask.generative import LatentVariations, VariationSettings
 
 D_LATENT = 8
 SIZE = 16
@@ -16,7 +16,16 @@ CHANNELS_1D = 2
 LENGTH = 24
 WINDOW = 10
 
-FAST: dict[str, Any] = {"n_restarts": 6, "n_keep": 3, "n_steps": 15, "seed": 0}
+#: The quick search of the tests: few restarts and steps.
+QUICK = {"n_restarts": 6, "n_keep": 3, "n_steps": 15}
+
+
+def run_args(seed: int | None = 0, **knobs: Any) -> dict[str, Any]:
+    """``generate`` keywords of a quick seeded search, with ``knobs`` changed."""
+    return {"settings": VariationSettings(**{**QUICK, **knobs}), "seed": seed}
+
+
+FAST: dict[str, Any] = run_args()
 
 
 def _seeded(seed: int) -> None:

@@ -10,6 +10,7 @@ from captum_perturbmask.generative import (
     ContextInpainter,
     InpaintingCritic,
     LatentVariationGenerator,
+    VariationSettings,
 )
 from captum_perturbmask.generative._regions import fit_to_window, mask_extents
 
@@ -69,7 +70,7 @@ def test_search_passes_context_and_keeps_equation_1() -> None:
     mask[1, 14:22, 10:20] = True
     clf = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 3))
     out = LatentVariationGenerator(g, d, forward_func=clf).generate(
-        x, mask=mask, n_restarts=3, n_keep=2, n_steps=4, seed=0
+        x, mask=mask, seed=0, settings=VariationSettings(n_restarts=3, n_keep=2, n_steps=4)
     )
     assert out.variants.shape == (2, 2, 3, 24, 24)
     for i in range(2):
@@ -98,7 +99,11 @@ def test_counterfactual_with_inpainter() -> None:
     mask[6:14, 6:14] = True
     clf = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 3))
     out = LatentVariationGenerator(g, d, forward_func=clf).generate(
-        x, mask=mask, n_restarts=3, n_keep=2, n_steps=3, seed=0, counterfactual=True
+        x,
+        mask=mask,
+        seed=0,
+        counterfactual=True,
+        settings=VariationSettings(n_restarts=3, n_keep=2, n_steps=3),
     )
     cf = out.counterfactuals
     assert cf is not None and cf.variants.shape == (2, 2, 3, 24, 24)
@@ -129,7 +134,9 @@ def test_default_region_never_raises(window: tuple[int, int], kind: str) -> None
     if kind == "peaked":
         sal[:, 3, 4] = 5.0
         sal[:, 28, 30] = 5.0  # the box of the top pixels spans the image
-    out = LatentVariationGenerator(g, d).generate(x, sal, n_restarts=2, n_keep=1, n_steps=2)
+    out = LatentVariationGenerator(g, d).generate(
+        x, sal, settings=VariationSettings(n_restarts=2, n_keep=1, n_steps=2)
+    )
     ext = mask_extents(out.mask)
     lengths = ext[..., 1] - ext[..., 0]
     assert bool((lengths <= torch.tensor(window)).all())
@@ -141,7 +148,9 @@ def test_explicit_mask_too_big_still_raises() -> None:
     g, d = _models()
     with pytest.raises(ValueError, match="does not fit"):
         LatentVariationGenerator(g, d).generate(
-            torch.rand(1, 3, 32, 32), mask=torch.ones(32, 32), n_restarts=2, n_keep=1, n_steps=1
+            torch.rand(1, 3, 32, 32),
+            mask=torch.ones(32, 32),
+            settings=VariationSettings(n_restarts=2, n_keep=1, n_steps=1),
         )
 
 
@@ -164,13 +173,19 @@ def test_class_conditional_pair_gets_the_target_class() -> None:
     mask[6:14, 6:14] = True
     clf = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 3))
     out = LatentVariationGenerator(g, d, forward_func=clf).generate(
-        x, mask=mask, target=[2, 0], n_restarts=3, n_keep=2, n_steps=2, seed=0
+        x,
+        mask=mask,
+        target=[2, 0],
+        seed=0,
+        settings=VariationSettings(n_restarts=3, n_keep=2, n_steps=2),
     )
     assert out.variants.shape == (2, 2, 3, 24, 24)
     assert g.seen[-1].tolist() == [2, 2, 0, 0]  # n_keep rows per input
     assert any(s.tolist() == [2, 2, 2, 0, 0, 0] for s in g.seen)  # the restarts
     with pytest.raises(ValueError, match="class-conditional"):
-        LatentVariationGenerator(g, d).generate(x, mask=mask, n_restarts=2, n_keep=1, n_steps=1)
+        LatentVariationGenerator(g, d).generate(
+            x, mask=mask, settings=VariationSettings(n_restarts=2, n_keep=1, n_steps=1)
+        )
     with pytest.raises(ValueError, match="`y`"):
         d(torch.rand(2, 3, 16, 16))
     assert g.sample(4).shape == (4, 3, 16, 16)

@@ -3,10 +3,10 @@ concurrency, NaN handling and argument errors. Series are in test_latent_variati
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import threading
-import warnings
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from torch import nn
 from captum_perturbmask.generative import (
     CounterfactualConfig,
     LatentVariationGenerator,
+    VariationSettings,
 )
 from captum_perturbmask.metrics import box_to_mask, saliency_box
 
@@ -32,6 +33,7 @@ from .models import (
     full_generator,
     images,
     outside_equal,
+    run_args,
     snapshot,
 )
 
@@ -108,7 +110,7 @@ def test_feathered_blend_keeps_outside_exact() -> None:
     mask = box_mask(1)
     lvg = LatentVariationGenerator(full_generator())
     hard = lvg.generate(x, mask=mask, **FAST)
-    soft = lvg.generate(x, mask=mask, feather=2, **FAST)
+    soft = lvg.generate(x, mask=mask, **run_args(feather=2))
     assert outside_equal(soft, x)
     assert not torch.equal(hard.variants, soft.variants)
 
@@ -119,14 +121,14 @@ def test_saliency_to_box_uses_the_metrics_box() -> None:
     sal[0, 6:9, 5:9] = 1.0
     sal[1, 2:5, 10:14] = 2.0
     out = LatentVariationGenerator(PatchGenerator()).generate(
-        x, sal, threshold=0.5, threshold_mode="value", **FAST
+        x, sal, **run_args(threshold=0.5, threshold_mode="value")
     )
     expected = box_to_mask(saliency_box(sal, threshold=0.5, mode="value"), (SIZE, SIZE))
     assert torch.equal(out.mask, expected)
     assert outside_equal(out, x)
     # a saliency box larger than the window is cut to it (the default never raises) ...
     wide = LatentVariationGenerator(PatchGenerator()).generate(
-        x, torch.rand(2, SIZE, SIZE), threshold=0.5, **FAST
+        x, torch.rand(2, SIZE, SIZE), **run_args(threshold=0.5)
     )
     assert outside_equal(wide, x)
     assert wide.mask.flatten(1).any(1).all()
@@ -141,7 +143,7 @@ def test_context_weights_follow_yeh() -> None:
     x = images(1)
     mask = box_mask(1)
     out = LatentVariationGenerator(full_generator()).generate(
-        x, mask=mask, context_kernel=5, **FAST
+        x, mask=mask, **run_args(context_kernel=5)
     )
     r = out.context_weights[0]
     assert bool((r[mask[0]] == 0).all())
@@ -162,21 +164,8 @@ def test_seeded_runs_identical_and_rng_argument() -> None:
     args = {k: v for k, v in FAST.items() if k != "seed"}
     c = lvg.generate(x, mask=mask, rng=torch.Generator().manual_seed(0), **args)
     assert torch.equal(a.variants, c.variants)
-    d = lvg.generate(x, mask=mask, **{**FAST, "seed": 1})
+    d = lvg.generate(x, mask=mask, **run_args(seed=1))
     assert not torch.equal(a.latents, d.latents)
-
-
-def test_generator_keyword_is_a_deprecated_alias_of_rng() -> None:
-    x, mask = images(1), box_mask(1)
-    lvg = LatentVariationGenerator(full_generator())
-    args = {k: v for k, v in FAST.items() if k != "seed"}
-    new = lvg.generate(x, mask=mask, rng=torch.Generator().manual_seed(3), **args)
-    with pytest.warns(FutureWarning, match="rng"):
-        old = lvg.generate(x, mask=mask, generator=torch.Generator().manual_seed(3), **args)
-    assert torch.equal(new.variants, old.variants)
-    with pytest.raises(ValueError, match="rng"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        lvg.generate(x, mask=mask, rng=torch.Generator(), generator=torch.Generator(), **args)
 
 
 def test_global_rngs_untouched() -> None:
@@ -187,7 +176,7 @@ def test_global_rngs_untouched() -> None:
     before = (torch.get_rng_state(), np.random.get_state(), random.getstate())
     cfg = CounterfactualConfig(n_steps=3)
     lvg.generate(images(1), mask=box_mask(1), counterfactual=cfg, **FAST)
-    lvg.generate(images(1), mask=box_mask(1), **{**FAST, "seed": None})  # fresh private seed
+    lvg.generate(images(1), mask=box_mask(1), **run_args(seed=None))  # fresh private seed
     after = (torch.get_rng_state(), np.random.get_state(), random.getstate())
     assert torch.equal(before[0], after[0])
     assert all(np.array_equal(u, v) for u, v in zip(before[1], after[1], strict=True))
@@ -198,7 +187,7 @@ def test_global_rngs_untouched() -> None:
 @pytest.mark.parametrize("projection", ["sphere", "clip"])
 def test_projection_keeps_prior_support(projection: str) -> None:
     out = LatentVariationGenerator(full_generator()).generate(
-        images(1), mask=box_mask(1), projection=projection, clip_value=0.5, lr=0.5, **FAST
+        images(1), mask=box_mask(1), **run_args(projection=projection, clip_value=0.5, lr=0.5)
     )
     if projection == "sphere":
         norms = out.latents.norm(dim=-1)
@@ -219,8 +208,9 @@ def test_projection_keeps_prior_support(projection: str) -> None:
 )
 def test_loss_options_run(options: dict[str, Any]) -> None:
     x = images(1)
+    progress = options.pop("show_progress", False)
     out = LatentVariationGenerator(PatchGenerator(), discriminator()).generate(
-        x, mask=box_mask(1), **{**FAST, **options}
+        x, mask=box_mask(1), **run_args(**options), show_progress=progress
     )
     assert bool(torch.isfinite(out.losses).all())
     assert outside_equal(out, x)
@@ -228,18 +218,19 @@ def test_loss_options_run(options: dict[str, Any]) -> None:
 
 def test_early_stopping() -> None:
     lvg = LatentVariationGenerator(full_generator())
-    args = {**FAST, "n_steps": 200, "check_every": 5}
-    stopped = lvg.generate(images(1), mask=box_mask(1), tol=0.5, **args)
+    stopped = lvg.generate(
+        images(1), mask=box_mask(1), **run_args(n_steps=200, check_every=5, tol=0.5)
+    )
     assert stopped.n_steps == 10  # the first comparison of two checks passes tol=0.5
-    full = lvg.generate(images(1), mask=box_mask(1), tol=0.0, **{**args, "n_steps": 30})
+    full = lvg.generate(images(1), mask=box_mask(1), **run_args(n_steps=30, check_every=5, tol=0.0))
     assert full.n_steps == 30
 
 
 def test_search_lowers_the_loss() -> None:
     lvg = LatentVariationGenerator(PatchGenerator(), discriminator())
     x = images(1)
-    short = lvg.generate(x, mask=box_mask(1), **{**FAST, "n_steps": 1})
-    long = lvg.generate(x, mask=box_mask(1), **{**FAST, "n_steps": 60}, lr=0.1)
+    short = lvg.generate(x, mask=box_mask(1), **run_args(n_steps=1))
+    long = lvg.generate(x, mask=box_mask(1), **run_args(n_steps=60, lr=0.1))
     assert float(long.losses[0, 0]) < float(short.losses[0, 0])
 
 
@@ -259,7 +250,7 @@ def test_scoring_with_classifier_and_features() -> None:
     lvg = LatentVariationGenerator(
         PatchGenerator(), discriminator(), forward_func=clf, feature_func=feats
     )
-    out = lvg.generate(x, mask=box_mask(), target=[1, 2], confidence_threshold=0.0, **FAST)
+    out = lvg.generate(x, mask=box_mask(), target=[1, 2], **run_args(confidence_threshold=0.0))
     assert out.confidence is not None and out.confidence.shape == (2, 3)
     assert bool(((out.confidence >= 0) & (out.confidence <= 1)).all())
     assert out.predictions is not None and out.accepted is not None
@@ -281,22 +272,16 @@ def test_scoring_with_classifier_and_features() -> None:
     assert 0.0 <= (default.accepted_fraction or 0.0) <= 1.0
 
 
-def test_confidence_knob_and_deprecated_confidence_fn() -> None:
+def test_confidence_knob() -> None:
     x, mask = images(), box_mask()
     clf = classifier()
     new = LatentVariationGenerator(PatchGenerator(), forward_func=clf, confidence="identity")
-    out_new = new.generate(x, mask=mask, confidence_threshold=-100.0, **FAST)
+    out_new = new.generate(x, mask=mask, **run_args(confidence_threshold=-100.0))
     with torch.no_grad():
         logits = clf.eval()(out_new.variants.flatten(0, 1)).view(2, 3, 5)
     assert out_new.target is not None and out_new.confidence is not None
     ref = logits.gather(2, out_new.target.view(2, 1, 1).expand(2, 3, 1))[..., 0]
     assert torch.allclose(out_new.confidence, ref)
-    old = LatentVariationGenerator(PatchGenerator(), forward_func=clf)
-    with pytest.warns(FutureWarning, match="confidence_fn"):
-        out_old = old.generate(
-            x, mask=mask, confidence_fn="identity", confidence_threshold=-100.0, **FAST
-        )
-    assert torch.equal(out_old.confidence, out_new.confidence)
     with pytest.raises(ValueError, match="confidence"):
         LatentVariationGenerator(PatchGenerator(), forward_func=clf, confidence="max")
 
@@ -308,7 +293,7 @@ def test_single_logit_classifier_scored_with_a_sigmoid() -> None:
         torch.manual_seed(11)
         head = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, 1), nn.Flatten(0))
     lvg = LatentVariationGenerator(PatchGenerator(), forward_func=head)
-    out = lvg.generate(x, mask=box_mask(), confidence_threshold=0.4, **FAST)
+    out = lvg.generate(x, mask=box_mask(), **run_args(confidence_threshold=0.4))
     with torch.no_grad():
         p = torch.sigmoid(head(out.variants.flatten(0, 1))).view(2, 3)
         p0 = torch.sigmoid(head(x))
@@ -328,7 +313,7 @@ def test_nd_output_with_a_tuple_target() -> None:
     lvg = LatentVariationGenerator(PatchGenerator(), forward_func=seg)
     with pytest.raises(ValueError, match="target"):
         lvg.generate(x, mask=box_mask(), **FAST)  # N-d outputs need a target
-    out = lvg.generate(x, mask=box_mask(), target=(3, 1, 0), confidence_threshold=0.0, **FAST)
+    out = lvg.generate(x, mask=box_mask(), target=(3, 1, 0), **run_args(confidence_threshold=0.0))
     with torch.no_grad():
         cell = seg(out.variants.flatten(0, 1))[:, :, 1, 0].view(2, 3, 5)
     assert out.confidence is not None and out.predictions is not None
@@ -344,7 +329,7 @@ def test_counterfactual_respects_budget(projection: str, cf_target: int | None) 
     lvg = LatentVariationGenerator(PatchGenerator(), discriminator(), forward_func=classifier())
     cfg = CounterfactualConfig(epsilon=1.0, weight=5.0, cf_target=cf_target, n_candidates=4)
     out = lvg.generate(
-        x, mask=box_mask(), counterfactual=cfg, projection=projection, clip_value=2.0, **FAST
+        x, mask=box_mask(), counterfactual=cfg, **run_args(projection=projection, clip_value=2.0)
     )
     cf = out.counterfactuals
     assert cf is not None
@@ -498,7 +483,7 @@ def test_concurrent_calls_leave_models_as_found_and_match_sequential_results() -
     before = snapshot(models)
     lvg = LatentVariationGenerator(gate, disc, forward_func=clf)
     x, mask = images(), box_mask()
-    sequential = [lvg.generate(x, mask=mask, **{**FAST, "seed": s}) for s in (0, 1)]
+    sequential = [lvg.generate(x, mask=mask, **run_args(seed=s)) for s in (0, 1)]
     assert_same_snapshot(before, snapshot(models))
 
     results: dict[str, Any] = {}
@@ -506,7 +491,7 @@ def test_concurrent_calls_leave_models_as_found_and_match_sequential_results() -
 
     def run(name: str, seed: int) -> None:
         try:
-            results[name] = lvg.generate(x, mask=mask, **{**FAST, "seed": seed})
+            results[name] = lvg.generate(x, mask=mask, **run_args(seed=seed))
         except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
             errors.append(err)
         finally:
@@ -735,7 +720,6 @@ BAD_CALLS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         TypeError,
         "confidence_threshold",
     ),  # fmt: skip
-    ("confidence_fn", {"confidence_fn": "max"}, ValueError, "confidence_fn"),
     ("seed", {"seed": "0"}, TypeError, "seed"),
     ("seed bool", {"seed": True}, TypeError, "seed"),
     ("seed negative", {"seed": -1}, ValueError, "seed"),
@@ -786,11 +770,12 @@ BAD_CALLS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ids=[case[0] for case in BAD_CALLS],
 )
 def test_bad_arguments_raise(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
-    call: dict[str, Any] = {"inputs": images(), "mask": box_mask(), **FAST, **kwargs}
+    fields = {f.name for f in dataclasses.fields(VariationSettings)}
+    knobs = {k: v for k, v in kwargs.items() if k in fields}
+    rest = {k: v for k, v in kwargs.items() if k not in fields}
     lvg = LatentVariationGenerator(PatchGenerator())
-    with pytest.raises(error, match=match), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        lvg.generate(**call)
+    with pytest.raises(error, match=match):  # a bad knob fails in VariationSettings
+        lvg.generate(**{"inputs": images(), "mask": box_mask(), **run_args(**knobs), **rest})
 
 
 def test_bad_models_raise() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -9,7 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from captum_perturbmask.generative import CounterfactualConfig, LatentVariationGenerator
+from captum_perturbmask.generative import (
+    CounterfactualConfig,
+    LatentVariationGenerator,
+    VariationSettings,
+)
 from captum_perturbmask.metrics import saliency_span
 
 from .models import (
@@ -21,6 +26,7 @@ from .models import (
     ConvSeriesGenerator,
     assert_same_snapshot,
     outside_equal,
+    run_args,
     series,
     series_classifier,
     series_discriminator,
@@ -57,9 +63,13 @@ def test_inpainting_recovers_a_held_out_span_the_generator_can_represent() -> No
     with torch.no_grad():
         x = gen(z_star)
     out = LatentVariationGenerator(gen).generate(
-        x, mask=span_mask(), n_restarts=8, n_keep=1, n_steps=200, lam=0.0, tol=0.0,
-        context_kernel=9, seed=0,
-    )  # fmt: skip
+        x,
+        mask=span_mask(),
+        seed=0,
+        settings=VariationSettings(
+            n_restarts=8, n_keep=1, n_steps=200, lam=0.0, tol=0.0, context_kernel=9
+        ),
+    )
     assert float((out.variants[:, 0] - x)[..., 9:15].abs().max()) < 1e-3
     assert float((out.latents[:, 0] - z_star).norm(dim=1).max()) < 1e-3
 
@@ -95,7 +105,7 @@ def test_window_generator_is_placed_on_b_with_a_discriminator() -> None:
 
 def test_context_weights_use_a_1d_box() -> None:
     out = LatentVariationGenerator(series_generator()).generate(
-        series(1), mask=span_mask(1, 9, 15), context_kernel=5, **FAST
+        series(1), mask=span_mask(1, 9, 15), **run_args(context_kernel=5)
     )
     r = out.context_weights[0]
     assert bool((r[9:15] == 0).all())
@@ -112,12 +122,12 @@ def test_mask_forms_and_saliency_span() -> None:
     for form in (span_mask()[0], span_mask()[:, None], span_mask().long(), span_mask().double()):
         assert torch.equal(lvg.generate(x, mask=form, **FAST).variants, ref.variants)
     sal = torch.rand(2, CHANNELS_1D, LENGTH, generator=torch.Generator().manual_seed(4))
-    out = lvg.generate(x, sal, threshold=0.9, **FAST)
+    out = lvg.generate(x, sal, **run_args(threshold=0.9))
     span = saliency_span(sal, threshold=0.9).long()
     steps = torch.arange(LENGTH)
     assert torch.equal(out.mask, (steps >= span[:, :1]) & (steps < span[:, 1:]))
     assert outside_equal(out, x)
-    out2d = lvg.generate(x, sal.sum(1), threshold=0.9, **FAST)
+    out2d = lvg.generate(x, sal.sum(1), **run_args(threshold=0.9))
     assert torch.equal(out2d.mask, out.mask)
 
 
@@ -125,7 +135,7 @@ def test_scoring_by_a_classifier() -> None:
     x, mask = series(), span_mask()
     clf = series_classifier(3)
     out = LatentVariationGenerator(series_generator(), forward_func=clf).generate(
-        x, mask=mask, confidence_threshold=0.0, **FAST
+        x, mask=mask, **run_args(confidence_threshold=0.0)
     )
     with torch.no_grad():
         logits = clf(out.variants.flatten(0, 1)).view(2, 3, 3)
@@ -266,10 +276,12 @@ BAD_SERIES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
 def test_bad_series_arguments_raise(
     kwargs: dict[str, Any], error: type[Exception], match: str
 ) -> None:
-    call: dict[str, Any] = {"inputs": series(), "mask": span_mask(), **FAST, **kwargs}
+    fields = {f.name for f in dataclasses.fields(VariationSettings)}
+    knobs = {k: v for k, v in kwargs.items() if k in fields}
+    rest = {k: v for k, v in kwargs.items() if k not in fields}
     lvg = LatentVariationGenerator(ConvSeriesGenerator(), latent_dim=D_LATENT)
-    with pytest.raises(error, match=match):
-        lvg.generate(**call)
+    with pytest.raises(error, match=match):  # a bad knob fails in VariationSettings
+        lvg.generate(**{"inputs": series(), "mask": span_mask(), **run_args(**knobs), **rest})
 
 
 def test_bad_series_generators_raise() -> None:

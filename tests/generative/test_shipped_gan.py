@@ -9,7 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from captum_perturbmask.generative import CounterfactualConfig, LatentVariationGenerator
+from captum_perturbmask.generative import (
+    CounterfactualConfig,
+    LatentVariationGenerator,
+    VariationSettings,
+)
 from captum_perturbmask.metrics import box_to_mask, saliency_box
 
 WEIGHTS = resources.files("captum_perturbmask.data").joinpath("weights")
@@ -53,7 +57,12 @@ def test_most_variants_keep_the_class(bed: dict[str, object], placement: str) ->
     origin = bed["digit_patch"] if placement == "digit patch" else None
     lvg = LatentVariationGenerator(bed["gen"], bed["disc"], forward_func=bed["clf"])  # type: ignore[arg-type]
     out = lvg.generate(
-        x, mask=mask, target=y, n_restarts=16, n_keep=4, n_steps=100, seed=0, patch_origin=origin
+        x,
+        mask=mask,
+        target=y,
+        seed=0,
+        patch_origin=origin,
+        settings=VariationSettings(n_restarts=16, n_keep=4, n_steps=100),
     )
     assert out.accepted is not None and out.realism is not None
     keep = ~out.mask[:, None, None].expand_as(out.variants)
@@ -70,7 +79,12 @@ def test_counterfactuals_flip_some_decisions(bed: dict[str, object]) -> None:
     lvg = LatentVariationGenerator(bed["gen"], bed["disc"], forward_func=bed["clf"])  # type: ignore[arg-type]
     cfg = CounterfactualConfig(epsilon=2.0, n_candidates=4, n_steps=100)
     out = lvg.generate(
-        x, mask=mask, target=y, n_restarts=16, n_keep=4, n_steps=100, seed=0, counterfactual=cfg
+        x,
+        mask=mask,
+        target=y,
+        seed=0,
+        counterfactual=cfg,
+        settings=VariationSettings(n_restarts=16, n_keep=4, n_steps=100),
     )
     cf = out.counterfactuals
     assert cf is not None

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from captum_perturbmask.generative import LatentVariationGenerator
+from captum_perturbmask.generative import LatentVariationGenerator, VariationSettings
 from captum_perturbmask.metrics import box_to_mask
 
 N_IMAGES = 6
@@ -35,7 +35,13 @@ def test_fills_keep_the_class_and_differ(bed: dict[str, object]) -> None:
     x, y, mask = bed["x"], bed["y"], bed["mask"]
     assert isinstance(x, torch.Tensor) and isinstance(mask, torch.Tensor)
     lvg = LatentVariationGenerator(bed["g"], bed["d"], forward_func=bed["clf"])  # type: ignore[arg-type]
-    out = lvg.generate(x, mask=mask, target=y, n_restarts=8, n_keep=6, n_steps=20, seed=0)
+    out = lvg.generate(
+        x,
+        mask=mask,
+        target=y,
+        seed=0,
+        settings=VariationSettings(n_restarts=8, n_keep=6, n_steps=20),
+    )
     keep = ~out.mask[:, None, None].expand_as(out.variants)
     assert torch.equal(out.variants[keep], x[:, None].expand_as(out.variants)[keep])
     assert out.accepted_fraction is not None and out.accepted_fraction >= 0.6

@@ -10,7 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from captum_perturbmask.generative import ContextInpainter, LatentVariationGenerator
+from captum_perturbmask.generative import (
+    ContextInpainter,
+    LatentVariationGenerator,
+    VariationSettings,
+)
 from captum_perturbmask.viz.variation_distribution import plot_variation_distribution
 
 
@@ -22,7 +26,7 @@ def _image_result():
     mask = torch.zeros(24, 24, dtype=torch.bool)
     mask[5:12, 6:15] = True
     out = LatentVariationGenerator(g, forward_func=clf).generate(
-        x, mask=mask, n_restarts=8, n_keep=7, n_steps=2, seed=0
+        x, mask=mask, seed=0, settings=VariationSettings(n_restarts=8, n_keep=7, n_steps=2)
     )
     return out, x
 
@@ -54,7 +58,7 @@ def test_series_render(tmp_path) -> None:  # noqa: ANN001
     span = torch.zeros(40, dtype=torch.bool)
     span[10:22] = True
     out = LatentVariationGenerator(g, forward_func=clf).generate(
-        x, mask=span, n_restarts=6, n_keep=5, n_steps=2, seed=0
+        x, mask=span, seed=0, settings=VariationSettings(n_restarts=6, n_keep=5, n_steps=2)
     )
     path = tmp_path / "series.png"
     fig = plot_variation_distribution(out, x, path=str(path))
