@@ -25,7 +25,6 @@ from captum_perturbmask.cli._common import (
     start_outputs,
     write_files,
 )
-from captum_perturbmask.generative import VariationSettings
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -147,7 +146,7 @@ def _variations(
     the target class, with a short search (a long one pulls the restarts to one fill).
     """
     from captum_perturbmask.data.models import load_default_inpainter
-    from captum_perturbmask.generative import LatentVariationGenerator
+    from captum_perturbmask.generative import LatentVariationGenerator, VariationSettings
 
     generator, critic = load_default_inpainter(images.device)
     lvg = LatentVariationGenerator(generator, critic, forward_func=classifier)

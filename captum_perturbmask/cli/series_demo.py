@@ -30,7 +30,6 @@ from captum_perturbmask.cli._common import (
 )
 from captum_perturbmask.evaluation import EvaluationResult, compare, default_methods
 from captum_perturbmask.evaluation.methods import logged
-from captum_perturbmask.generative import VariationSettings
 from captum_perturbmask.report import write_report
 
 #: The files the series demo writes into ``--out``.
@@ -122,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
         load_gunpoint,
         make_planted_series,
     )
-    from captum_perturbmask.generative import CounterfactualConfig, LatentVariationGenerator
+    from captum_perturbmask.generative import (
+        CounterfactualConfig,
+        LatentVariationGenerator,
+        VariationSettings,
+    )
 
     if args.convergence_budgets is not None:
         raise CLIError("--convergence-budgets applies to --data digits only")
