@@ -168,6 +168,12 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:+.3f} ± {half:.3f}"
 
 
+def _cells(row: dict) -> list[str]:
+    """A table row of one bed and candidate: the four paired differences, overlap and IoU."""
+    cells = [_fmt(*row[m]) for m in METRICS]
+    return cells + [f"{row.get(k, float('nan')):.2f}" for k in ("top5_overlap", "iou")]
+
+
 def report(beds: list[str], names: list[str]) -> str:
     table = scores(beds, names)
     beds = list(table)
@@ -240,13 +246,7 @@ def report(beds: list[str], names: list[str]) -> str:
             "|---|" + "---|" * (len(METRICS) + 2),
         ]
         for b in beds:
-            row = table[b][c]
-            cells = [_fmt(*row[m]) for m in METRICS]
-            cells += [
-                f"{row.get('top5_overlap', float('nan')):.2f}",
-                f"{row.get('iou', float('nan')):.2f}",
-            ]
-            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+            lines.append(f"| {b} | " + " | ".join(_cells(table[b][c])) + " |")
         lines.append("")
     (RESULTS / "default_study.json").write_text(
         json.dumps({"chosen": chosen, "table": table, "beds": beds}, indent=1, default=float)
@@ -353,13 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
         for b in final:
             for c in ("shipped", "PM-0.2"):
-                row = table[b][c]
-                cells = [_fmt(*row[m]) for m in METRICS]
-                cells += [
-                    f"{row.get('top5_overlap', float('nan')):.2f}",
-                    f"{row.get('iou', float('nan')):.2f}",
-                ]
-                lines.append(f"| {b} | {c} | " + " | ".join(cells) + " |")
+                lines.append(f"| {b} | {c} | " + " | ".join(_cells(table[b][c])) + " |")
         text = "\n".join(lines)
         (RESULTS / "default_study_final.md").write_text(text + "\n")
         print(text)
